@@ -1,0 +1,56 @@
+"""The ``neko`` command: one subcommand per user job, each a thin wrapper over a library function.
+
+Command modules import nothing heavy at module level, so ``neko --help`` is instant; torch and transformers
+are imported inside the command that needs them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from neko.commands import baselines, correct, evaluate, export, prepare, tasks, train, upcycle
+from neko.errors import NekoError
+
+COMMANDS = {
+    "prepare": prepare,
+    "baselines": baselines,
+    "eval": evaluate,
+    "upcycle": upcycle,
+    "export": export,
+    "train": train,
+    "correct": correct,
+    "tasks": tasks,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(prog="neko", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module in COMMANDS.items():
+        command = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(command)
+        command.set_defaults(run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script; bad input ends with one line on stderr and exit code 2."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.run(args) or 0)
+    except NekoError as exc:
+        print(f"neko {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"neko {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

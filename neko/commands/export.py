@@ -1,0 +1,23 @@
+"""``neko export CHECKPOINT --out DIR [--merge]``: write a plain transformers checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "export a trained checkpoint (LoRA merged with --merge) as a plain transformers model folder"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """CHECKPOINT, --out, --merge."""
+    parser.add_argument("checkpoint", help="a checkpoint folder written by `neko train`")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--merge", action="store_true", help="merge LoRA weights into the base weights")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Export."""
+    from neko.model.export import export_checkpoint
+
+    out = export_checkpoint(args.checkpoint, args.out, merge=args.merge)
+    print(f"wrote {out}")
+    return 0

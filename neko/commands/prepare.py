@@ -1,0 +1,23 @@
+"""``neko prepare NAME ...``: convert a dataset (or generate one) into records."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "convert a dataset in ../shared/data, or generate one, into records (JSONL)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """One sub-subcommand per preparer in ``data_prep.PREPARERS``."""
+    from data_prep import PREPARERS
+
+    sub = parser.add_subparsers(dest="preparer", metavar="NAME", required=True)
+    for name, module in PREPARERS.items():
+        command = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(command)
+        command.set_defaults(prepare_run=module.run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the chosen preparer."""
+    return args.prepare_run(args)

@@ -1,0 +1,33 @@
+"""``neko train CONFIG.yaml [--resume]``: train a corrector from a recipe."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "train a corrector from a YAML recipe in configs/ (resumable with --resume)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """CONFIG, --resume, --out, --max-steps, --set key=value overrides."""
+    parser.add_argument("config", help="a recipe YAML, e.g. configs/neko-tiny.yaml")
+    parser.add_argument("--out", default=None, help="run folder (default: the recipe's output_dir)")
+    parser.add_argument("--resume", action="store_true", help="continue exactly from the last checkpoint")
+    parser.add_argument("--max-steps", type=int, default=None, help="override the recipe's step count")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a config field, e.g. --set train.lr=1e-4 (repeatable)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load the recipe, apply overrides, train."""
+    from neko.train.config import load_config
+    from neko.train.trainer import train
+
+    config = load_config(args.config, overrides=args.overrides)
+    if args.out:
+        config.output_dir = args.out
+    if args.max_steps is not None:
+        config.train.max_steps = args.max_steps
+    train(config, resume=args.resume)
+    return 0
