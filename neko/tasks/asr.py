@@ -1,0 +1,30 @@
+"""ASR: an n-best list in, the transcript out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from neko.records import Record
+from neko.tasks.base import Task, dedupe, numbered
+
+MAX_HYPOTHESES = 5  # HyPoradise ships 5-best lists; more costs tokens with little oracle gain
+
+
+@dataclass(frozen=True)
+class AsrTask(Task):
+    """Speech recognition n-best correction: the de-duplicated n-best (best first, at most 5), numbered."""
+
+    max_hypotheses: int = MAX_HYPOTHESES
+
+    def body(self, record: Record) -> str:
+        """The numbered, de-duplicated hypotheses (repeats only waste tokens and fake a consensus)."""
+        return numbered(dedupe(record.hypotheses)[: self.max_hypotheses])
+
+
+ASR = AsrTask(
+    name="asr",
+    instruction="Correct the speech recognition n-best list.",
+    cue="Transcript",
+    metrics=("wer",),
+    normalizer="asr",
+)
