@@ -109,3 +109,13 @@ def tiny_dense_model(
             noise = torch.randn(param.shape, generator=gen) * 0.1
             param.copy_(1.0 + noise if name.endswith("norm.weight") else noise)
     return model.float().eval()
+
+
+def save_tiny_base(folder, family: str = "llama", seed: int = 0):
+    """Save a tiny dense model and the tiny tokenizer into ``folder`` (a usable ``ModelConfig.base``)."""
+    from pathlib import Path
+
+    folder = Path(folder)
+    tiny_dense_model(family, seed=seed).save_pretrained(folder)
+    tiny_tokenizer().save_pretrained(folder)
+    return folder

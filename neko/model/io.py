@@ -1,0 +1,151 @@
+"""Build the corrector from its config, save it as adapter + routers + resolved config, and load it back.
+
+A checkpoint folder written by `save_pretrained_corrector` holds:
+  adapter_config.json, adapter_model.safetensors  the peft LoRA adapter (attention and experts)
+  router.safetensors                              every layer's router weight (trained in full; MoE only)
+  neko_config.json                                {"model": ModelConfig (base sha256 included), "training": {...}}
+  tokenizer files
+Loading rebuilds the base deterministically (same base, same upcycling), puts the routers back and loads the
+adapter: nothing about the model is declared twice, and a changed base is caught by its sha256.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from neko.errors import ConfigError
+from neko.model.base import base_sha256, resolve_base
+from neko.model.config import ModelConfig
+from neko.model.lora import apply_lora, set_router_trainable
+from neko.model.routing import find_routers
+from neko.model.upcycle import upcycle
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+CONFIG_FILE = "neko_config.json"
+ROUTER_FILE = "router.safetensors"
+FORMAT_VERSION = 1
+
+
+def build_base(cfg: ModelConfig) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """The base model of ``cfg`` before LoRA: dense, or upcycled to an MoE per ``cfg.routing``, in fp32.
+
+    Fills ``cfg.base_sha256`` when unset and refuses a base whose recorded sha256 differs.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = resolve_base(cfg.base)
+    digest = base_sha256(folder)
+    if cfg.base_sha256 and digest and digest != cfg.base_sha256:
+        raise ConfigError(
+            f"base {cfg.base!r} has sha256 {digest}, but the config was made with {cfg.base_sha256}"
+        )
+    cfg.base_sha256 = cfg.base_sha256 or digest
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    if cfg.routing != "dense":
+        model = upcycle(model, cfg.num_experts, cfg.top_k)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    if tokenizer.pad_token is None:
+        # Padding positions are masked out everywhere; any id works, and eos is always in the vocabulary.
+        tokenizer.pad_token = tokenizer.eos_token
+    return model.eval(), tokenizer
+
+
+def build_model(cfg: ModelConfig) -> tuple[Any, PreTrainedTokenizerBase]:
+    """A fresh trainable corrector: base resolved, upcycled per ``cfg.routing``, LoRA applied (peft model)."""
+    model, tokenizer = build_base(cfg)
+    return apply_lora(model, cfg.lora), tokenizer
+
+
+def router_state(model) -> dict:
+    """Every router's weight, keyed by its name in the plain (un-wrapped) transformers model."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return {
+        f"{name}.weight": router.weight.detach().contiguous().clone() for name, router in find_routers(base)
+    }
+
+
+def load_router_state(model, state: dict) -> None:
+    """Copy saved router weights into ``model`` (peft-wrapped or plain); names must match exactly."""
+    import torch
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    routers = {f"{name}.weight": router for name, router in find_routers(base)}
+    if set(routers) != set(state):
+        raise ConfigError(
+            f"router weights do not match the model: saved {len(state)}, model has {len(routers)}"
+        )
+    with torch.no_grad():
+        for key, router in routers.items():
+            router.weight.copy_(state[key])
+
+
+def save_pretrained_corrector(
+    model, tokenizer, cfg: ModelConfig, out_dir: str | os.PathLike, training: dict | None = None
+) -> Path:
+    """Write adapter, routers, tokenizer and the resolved config (plus ``training`` info) into ``out_dir``."""
+    from safetensors.torch import save_file
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    routers = router_state(model)
+    if routers:
+        save_file(routers, out / ROUTER_FILE)
+    tokenizer.save_pretrained(out)
+    write_config(out, cfg, training)
+    return out
+
+
+def write_config(out: Path, cfg: ModelConfig, training: dict | None = None, **extra: Any) -> None:
+    """Write ``neko_config.json``: the resolved model config, training info and any extra sections."""
+    data = {"format": FORMAT_VERSION, "model": cfg.to_dict(), "training": training or {}, **extra}
+    (Path(out) / CONFIG_FILE).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def read_config(path: str | os.PathLike) -> tuple[ModelConfig, dict]:
+    """The `ModelConfig` and the whole ``neko_config.json`` of a checkpoint or export folder."""
+    file = Path(path) / CONFIG_FILE
+    if not file.is_file():
+        raise ConfigError(f"{path}: not a neko checkpoint (no {CONFIG_FILE})")
+    try:
+        data = json.loads(file.read_text())
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{file}:{exc.lineno}: invalid JSON ({exc.msg})") from exc
+    return ModelConfig.from_dict(data["model"]), data
+
+
+def load_base_with_routers(
+    path: str | os.PathLike,
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, ModelConfig]:
+    """The checkpoint's base model with its trained routers, without the LoRA adapter."""
+    from safetensors.torch import load_file
+    from transformers import AutoTokenizer
+
+    cfg, _ = read_config(path)
+    model, _ = build_base(cfg)
+    if (Path(path) / ROUTER_FILE).is_file():
+        load_router_state(model, load_file(Path(path) / ROUTER_FILE))
+    return model, AutoTokenizer.from_pretrained(path), cfg
+
+
+def load_corrector(path: str | os.PathLike, merge: bool = False, trainable: bool = False):
+    """``(model, tokenizer, cfg)`` of a saved checkpoint; ``merge`` folds LoRA into plain weights.
+
+    ``trainable=True`` (resume training) keeps adapters and routers trainable; otherwise eval mode.
+    """
+    from peft import PeftModel
+
+    model, tokenizer, cfg = load_base_with_routers(path)
+    model = PeftModel.from_pretrained(model, str(path), is_trainable=trainable)
+    set_router_trainable(model, trainable and cfg.lora.train_router)
+    if merge:
+        model = model.merge_and_unload()
+    if not trainable:
+        model.eval()
+    return model, tokenizer, cfg
