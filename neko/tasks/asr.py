@@ -26,5 +26,5 @@ ASR = AsrTask(
     instruction="Correct the speech recognition n-best list.",
     cue="Transcript",
     metrics=("wer",),
-    normalizer="asr",
+    normalizer="hyporadise",
 )

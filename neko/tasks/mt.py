@@ -30,6 +30,6 @@ MT = MtTask(
     name="mt",
     instruction="Improve the English translation.",
     cue="Translation",
-    metrics=("bleu",),
+    metrics=("bleu", "chrf"),
     normalizer="none",
 )

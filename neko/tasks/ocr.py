@@ -21,6 +21,6 @@ OCR = OcrTask(
     name="ocr",
     instruction="Correct the OCR errors.",
     cue="Text",
-    metrics=("cer",),
+    metrics=("cer", "wer"),
     normalizer="none",
 )

@@ -1,0 +1,136 @@
+"""Checkpoints that resume a run exactly: trainable weights, optimiser, scheduler, sampler and RNG states.
+
+Layout of ``<output_dir>/checkpoints/step-000050/``::
+
+    trainable.safetensors   the adapter and router weights (frozen base weights are rebuilt from the base)
+    state.pt                optimiser, scheduler, sampler/mixture state, RNG states, step and token count
+    config.yaml             the fully resolved recipe
+    deepspeed/              under DeepSpeed only: accelerate's save_state (sharded optimiser and weights)
+
+A checkpoint is written into a temporary folder and renamed, so a run killed mid-save leaves the previous
+checkpoint as the latest complete one.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+from neko.errors import ConfigError
+from neko.train.config import RunConfig, save_config
+
+PREFIX = "step-"
+
+
+def checkpoint_dir(output_dir: str | Path, step: int) -> Path:
+    """The folder of the checkpoint after ``step`` optimiser steps."""
+    return Path(output_dir) / "checkpoints" / f"{PREFIX}{step:06d}"
+
+
+def latest_checkpoint(output_dir: str | Path) -> Path | None:
+    """The complete checkpoint with the most steps, or None."""
+    root = Path(output_dir) / "checkpoints"
+    found = sorted(p for p in root.glob(f"{PREFIX}*") if (p / "state.pt").is_file()) if root.is_dir() else []
+    return found[-1] if found else None
+
+
+def rng_states() -> dict[str, Any]:
+    """Python, NumPy and torch (CPU and, when present, CUDA) generator states."""
+    import numpy as np
+    import torch
+
+    states = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def set_rng_states(states: dict[str, Any]) -> None:
+    """Restore what ``rng_states`` returned."""
+    import numpy as np
+    import torch
+
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def trainable_state(accelerator: Any, model: Any) -> dict[str, Any]:
+    """Trainable parameters by name, gathered from every shard (ZeRO-3) and copied to CPU."""
+    unwrapped = accelerator.unwrap_model(model)
+    names = {n for n, p in unwrapped.named_parameters() if p.requires_grad}
+    full = accelerator.get_state_dict(model)
+    return {n: t.detach().cpu().contiguous() for n, t in full.items() if n in names}
+
+
+def save_checkpoint(
+    accelerator: Any,
+    model: Any,
+    optimizer: Any,
+    scheduler: Any,
+    sampler: Any,
+    config: RunConfig,
+    step: int,
+    extra: dict,
+) -> Path:
+    """Write the checkpoint after ``step`` (every process must call it: gathering is collective)."""
+    import torch
+    from safetensors.torch import save_file
+
+    final = checkpoint_dir(config.output_dir, step)
+    tmp = final.with_name(final.name + ".tmp")
+    deepspeed = accelerator.distributed_type.value == "DEEPSPEED"
+    weights = trainable_state(accelerator, model)
+    if deepspeed:
+        accelerator.save_state(str(tmp / "deepspeed"))
+    if accelerator.is_main_process:
+        tmp.mkdir(parents=True, exist_ok=True)
+        save_file(weights, str(tmp / "trainable.safetensors"))
+        state = {
+            "step": step,
+            "optimizer": None if deepspeed else optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "sampler": sampler.state_dict(),
+            "rng": rng_states(),
+            **extra,
+        }
+        torch.save(state, tmp / "state.pt")
+        save_config(config, tmp / "config.yaml")
+        if final.exists():
+            shutil.rmtree(final)
+        tmp.rename(final)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def load_checkpoint(
+    path: Path, accelerator: Any, model: Any, optimizer: Any, scheduler: Any, sampler: Any
+) -> dict[str, Any]:
+    """Restore everything ``save_checkpoint`` wrote; returns the state (``step`` and the extras)."""
+    import torch
+    from safetensors.torch import load_file
+
+    state = torch.load(path / "state.pt", map_location="cpu", weights_only=False)  # our own file
+    if (path / "deepspeed").is_dir():
+        accelerator.load_state(str(path / "deepspeed"))
+    else:
+        weights = load_file(str(path / "trainable.safetensors"))
+        unwrapped = accelerator.unwrap_model(model)
+        params = dict(unwrapped.named_parameters())
+        missing = sorted(set(n for n, p in params.items() if p.requires_grad) - set(weights))
+        if missing:
+            raise ConfigError(
+                f"{path}: checkpoint lacks trainable weights {missing[:3]}... (another recipe?)"
+            )
+        with torch.no_grad():
+            for name, tensor in weights.items():
+                params[name].copy_(tensor.to(params[name].device, params[name].dtype))
+        optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    sampler.load_state_dict(state["sampler"])
+    set_rng_states(state["rng"])
+    return state

@@ -1,0 +1,100 @@
+"""Dev evaluation during training: the LM loss on held-out records and greedy-decoded corpus metrics.
+
+The subset is drawn once per run with the recipe's seed, so numbers at different steps compare like with
+like. Decoding uses the task hint (each record's expert, as in training) and greedy search; the full
+inference engine (beam search, no hint) is ``neko correct``.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from typing import Any
+
+from neko.model.config import ModelConfig
+from neko.records import Record, read_records
+from neko.tasks import encode_prompt
+from neko.train.batching import collate
+from neko.train.config import TrainConfig
+from neko.train.mixture import expand_paths
+
+_BATCH = 8  # rows of a dev-loss batch (sorted by length, so padding stays small)
+
+
+def load_dev(train: TrainConfig) -> tuple[list[Record], list[Record]]:
+    """(records for the dev loss, records to decode): seeded subsets of the dev sources."""
+    records = [r for source in train.dev for path in expand_paths(source.path) for r in read_records(path)]
+    records = [r for r in records if r.references]
+    rng = random.Random(train.seed)
+    loss_set = rng.sample(records, min(train.dev_loss_size, len(records)))
+    decode_set = rng.sample(records, min(train.dev_size, len(records)))
+    return loss_set, decode_set
+
+
+def _routing(model: Any, model_cfg: ModelConfig, expert_ids: Any):
+    from neko.model.routing import task_routing
+
+    return task_routing(model, expert_ids, model_cfg.routing, record=False)
+
+
+def dev_loss(
+    model: Any, tokenizer: Any, records: list[Record], train: TrainConfig, model_cfg: ModelConfig
+) -> float:
+    """Token-weighted mean LM loss over the target tokens of ``records``."""
+    import torch
+
+    device = next(model.parameters()).device
+    ordered = sorted(records, key=lambda r: len(encode_prompt(tokenizer, r)))
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for start in range(0, len(ordered), _BATCH):
+            batch = collate(ordered[start : start + _BATCH], tokenizer, train.max_len, model_cfg, device)
+            with _routing(model, model_cfg, batch.expert_ids):
+                out = model(
+                    input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=batch.labels
+                )
+            targets = int((batch.labels[:, 1:] != -100).sum())  # the model shifts labels by one
+            total += float(out.loss) * targets
+            count += targets
+    return total / count if count else float("nan")
+
+
+def greedy_decode(
+    model: Any, tokenizer: Any, record: Record, model_cfg: ModelConfig, max_new_tokens: int
+) -> str:
+    """The greedy correction of one record (one at a time: no left-padding subtleties)."""
+    import torch
+
+    device = next(model.parameters()).device
+    ids = torch.tensor([encode_prompt(tokenizer, record)], device=device)
+    experts = None
+    if model_cfg.routing != "dense":
+        experts = torch.tensor([model_cfg.expert_for(record.task, record.dataset)], device=device)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    with torch.no_grad(), _routing(model, model_cfg, experts):
+        out = model.generate(
+            input_ids=ids,
+            attention_mask=torch.ones_like(ids),
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=pad,
+        )
+    return tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True).strip()
+
+
+def dev_metrics(
+    model: Any, tokenizer: Any, records: list[Record], train: TrainConfig, model_cfg: ModelConfig
+) -> dict[str, dict[str, Any]]:
+    """Per task, the corpus-level metrics (``neko.metrics.score_corpus``) of greedy corrections."""
+    from neko.metrics import score_corpus
+
+    by_task: dict[str, list[Record]] = defaultdict(list)
+    for record in records:
+        by_task[record.task].append(record)
+    results = {}
+    for task, items in sorted(by_task.items()):
+        predictions = [greedy_decode(model, tokenizer, r, model_cfg, train.max_new_tokens) for r in items]
+        scores = score_corpus(task, predictions, items)
+        results[task] = {k: v for k, v in scores.items() if not k.endswith("_counts")}
+    return results

@@ -1,0 +1,209 @@
+"""The training loop: accelerate (single process, DDP or DeepSpeed), LoRA + router, exact resume.
+
+One optimiser step = ``grad_accum`` micro-batches from the token-budget sampler. The loss of a micro-batch
+is the LM loss on target tokens plus the weighted router loss: ``router_loss_weight`` times the
+cross-entropy of the routers against the task expert (neko routing), or ``aux_loss_coef`` times the
+load-balancing loss (learned routing). ``Accelerator(cpu=True)`` is never used: it silently disables
+DeepSpeed; on a machine without a GPU accelerate picks the CPU by itself.
+
+Resume: the checkpoint holds everything that influences the next step (weights that train, optimiser,
+scheduler, sampler buffer and mixture positions, RNG states), so a run stopped at step k and resumed logs
+the same losses as an uninterrupted one. SIGINT / SIGTERM finish the current step, save, and stop.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from neko.train.batching import build_sampler, collate, rank_batches
+from neko.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from neko.train.config import RunConfig, config_to_dict, save_config
+
+
+class _StopFlag:
+    """Set by SIGINT / SIGTERM; the loop checks it between optimiser steps."""
+
+    def __init__(self) -> None:
+        self.raised = False
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopFlag:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread: no signal handling, stop only at max_steps
+                pass
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.raised = True
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def _append_jsonl(path: Path, row: dict[str, Any]) -> None:
+    with open(path, "a", encoding="utf-8") as out:
+        out.write(json.dumps(row) + "\n")
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop rows logged after the checkpoint being resumed (they will be logged again)."""
+    if path.is_file():
+        rows = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        kept = [line for line in rows if json.loads(line).get("step", 0) <= step]
+        path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+
+
+def train(config: RunConfig, resume: bool = False, stop_after: int | None = None) -> Path:
+    """Train per ``config``; returns the folder of the final corrector (``<output_dir>/final``).
+
+    ``resume`` continues from the latest checkpoint in ``output_dir``. ``stop_after`` behaves like a
+    SIGINT after that many optimiser steps (save, then return the checkpoint folder): how the tests kill a run.
+    """
+    import torch
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+    from tqdm import tqdm
+    from transformers import get_scheduler
+
+    from neko.model.io import build_model, save_pretrained_corrector
+    from neko.train.dev import dev_loss, dev_metrics, load_dev
+
+    tc = config.train
+    torch.set_num_threads(tc.threads)
+    out = Path(config.output_dir)
+    accelerator = Accelerator(
+        gradient_accumulation_steps=tc.grad_accum, mixed_precision=config.mixed_precision
+    )
+    set_seed(tc.seed)
+    model, tokenizer = build_model(config.model)
+    if config.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    model.train()
+    optimizer = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad], lr=tc.lr, weight_decay=tc.weight_decay
+    )
+    # The scheduler is stepped by hand once per optimiser step (accelerate's wrapper would step it once per
+    # process), so the schedule is in optimiser steps whatever the world size.
+    scheduler = get_scheduler(
+        tc.schedule, optimizer, num_warmup_steps=tc.warmup_steps, num_training_steps=tc.max_steps
+    )
+    sampler = build_sampler(tc, tokenizer)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    inner = accelerator.unwrap_model(model)
+    router_weight = (
+        config.model.aux_loss_coef if config.model.routing == "learned" else config.model.router_loss_weight
+    )
+
+    step, tokens_seen = 0, 0
+    metrics_path = out / "metrics.jsonl"
+    if resume:
+        found = latest_checkpoint(out)
+        if found is None:
+            from neko.errors import ConfigError
+
+            raise ConfigError(f"--resume: no checkpoint under {out / 'checkpoints'}")
+        state = load_checkpoint(found, accelerator, model, optimizer, scheduler, sampler)
+        step, tokens_seen = state["step"], state.get("tokens", 0)
+        if accelerator.is_main_process:
+            _truncate_metrics(metrics_path, step)
+            print(f"resumed from {found} at step {step}")
+    elif accelerator.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        metrics_path.unlink(missing_ok=True)
+    if accelerator.is_main_process:
+        save_config(config, out / "config.yaml")
+    dev_loss_set, dev_decode_set = load_dev(tc) if tc.dev else ([], [])
+
+    from neko.model.routing import task_routing
+
+    batches = rank_batches(iter(sampler), accelerator.process_index, accelerator.num_processes)
+    bar = tqdm(total=tc.max_steps, initial=step, disable=not accelerator.is_main_process, desc="train")
+
+    def checkpoint() -> Path:
+        return save_checkpoint(
+            accelerator, model, optimizer, scheduler, sampler, config, step, {"tokens": tokens_seen}
+        )
+
+    with _StopFlag() as stop:
+        while step < tc.max_steps:
+            started = time.perf_counter()
+            sums = torch.zeros(5, dtype=torch.float64)  # lm loss, router loss, tokens, padded, micro-batches
+            for _ in range(tc.grad_accum):
+                records = next(batches)
+                batch = collate(records, tokenizer, tc.max_len, config.model, accelerator.device)
+                with accelerator.accumulate(model):
+                    with task_routing(inner, batch.expert_ids, config.model.routing) as routing:
+                        output = model(
+                            input_ids=batch.input_ids,
+                            attention_mask=batch.attention_mask,
+                            labels=batch.labels,
+                        )
+                        router_loss = routing.router_loss(batch.attention_mask).to(output.loss.device)
+                    loss = output.loss + router_weight * router_loss
+                    accelerator.backward(loss)
+                    if accelerator.sync_gradients and tc.max_grad_norm:
+                        accelerator.clip_grad_norm_(model.parameters(), tc.max_grad_norm)
+                    optimizer.step()
+                    optimizer.zero_grad()
+                sums += torch.tensor(
+                    [float(output.loss.detach()), float(router_loss.detach()), batch.tokens, batch.padded, 1],
+                    dtype=torch.float64,
+                )
+            lr = scheduler.get_last_lr()[0]
+            scheduler.step()
+            step += 1
+            if accelerator.num_processes > 1:
+                sums = accelerator.reduce(sums.to(accelerator.device), reduction="sum").cpu()
+            tokens_seen += int(sums[2])
+            elapsed = time.perf_counter() - started
+            if accelerator.is_main_process and tc.log_every and step % tc.log_every == 0:
+                lm, rl = float(sums[0] / sums[4]), float(sums[1] / sums[4])
+                row = {
+                    "step": step,
+                    "loss": lm + router_weight * rl,
+                    "lm_loss": lm,
+                    "router_loss": rl,
+                    "lr": lr,
+                    "tokens": tokens_seen,
+                    "padding": 1.0 - float(sums[2] / sums[3]),
+                    "tokens_per_s": float(sums[2]) / elapsed,
+                }
+                _append_jsonl(metrics_path, row)
+                bar.set_postfix(loss=f"{row['loss']:.3f}", tok_s=f"{row['tokens_per_s']:.0f}")
+            bar.update(1)
+            if tc.eval_every and step % tc.eval_every == 0 and (dev_loss_set or dev_decode_set):
+                inner.eval()
+                row = {"step": step, "dev_loss": dev_loss(inner, tokenizer, dev_loss_set, tc, config.model)}
+                row["dev"] = dev_metrics(inner, tokenizer, dev_decode_set, tc, config.model)
+                inner.train()
+                if accelerator.is_main_process:
+                    _append_jsonl(metrics_path, row)
+            stopping = stop.raised or (stop_after is not None and step >= stop_after)
+            if accelerator.num_processes > 1:
+                flag = accelerator.reduce(torch.tensor([int(stopping)], device=accelerator.device), "sum")
+                stopping = bool(flag.item())
+            if stopping:
+                path = checkpoint()
+                bar.close()
+                if stop_after is not None and not stop.raised:
+                    return path
+                raise KeyboardInterrupt(f"stopped at step {step}; checkpoint {path}; continue with --resume")
+            if tc.save_every and step % tc.save_every == 0 and step < tc.max_steps:
+                checkpoint()
+    bar.close()
+    checkpoint()
+    final = out / "final"
+    if accelerator.is_main_process:
+        training = {"steps": step, "tokens": tokens_seen, "recipe": config_to_dict(config)}
+        save_pretrained_corrector(inner, tokenizer, config.model, final, training=training)
+        save_config(config, final / "train_config.yaml")
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return final
