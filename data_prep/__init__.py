@@ -6,4 +6,14 @@ Every module here has ``HELP``, ``add_arguments(parser)``, ``run(args)`` and a t
 
 from __future__ import annotations
 
-PREPARERS: dict = {}
+from data_prep import fce, hyporadise, icdar2017, jfleg, overproof, prepare_all, wmt
+
+PREPARERS: dict = {
+    "hyporadise": hyporadise,
+    "wmt": wmt,
+    "overproof": overproof,
+    "icdar2017": icdar2017,
+    "fce": fce,
+    "jfleg": jfleg,
+    "all": prepare_all,
+}
