@@ -1,0 +1,62 @@
+"""The typed settings of a corrector."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from neko.errors import unknown_choice
+from neko.infer.guard import GuardConfig
+
+MODES = ("auto", "generate", "select")
+SELECT_SCORES = ("sum", "mean")
+
+
+@dataclass
+class InferConfig:
+    """How a ``Corrector`` decodes.
+
+    Attributes:
+        mode: ``generate`` (the model writes the correction), ``select`` (the model scores the hypotheses and
+            the best one is returned: it cannot hallucinate) or ``auto`` (generate, then the guard).
+        num_beams: 1 = greedy decoding; more = beam search.
+        max_hypotheses: n-best size shown in the prompt (and scored by ``select``); longer lists keep their
+            first (best) entries, as in training.
+        max_hypothesis_tokens: each hypothesis (and the source) is cut to this many tokens before the prompt
+            is built, so a 10,000-character input cannot overflow the model.
+        max_prompt_tokens: hard cap of the prompt; a longer one keeps its head and tail (instruction and the
+            answer cue) and loses the middle.
+        new_tokens_ratio, new_tokens_extra, max_new_tokens: a record may generate
+            ``min(max_new_tokens, ratio * longest hypothesis tokens + extra)`` tokens.
+        select_score: ``sum`` (the sequence log-probability: the default, what beam search maximises) or
+            ``mean`` (per-token average, which does not favour short hypotheses).
+        route_task: False (default): the router picks the experts, as the NeKo paper does at inference, and
+            ``task`` only chooses the prompt. True: force the task's expert (a hint; needs a model whose
+            config has an ``expert_map``).
+        guard: thresholds of the ``auto`` mode guard.
+    """
+
+    mode: str = "auto"
+    num_beams: int = 1
+    max_hypotheses: int = 5
+    max_hypothesis_tokens: int = 256
+    max_prompt_tokens: int = 1536
+    new_tokens_ratio: float = 1.5
+    new_tokens_extra: int = 8
+    max_new_tokens: int = 384
+    select_score: str = "sum"
+    route_task: bool = False
+    guard: GuardConfig = field(default_factory=GuardConfig)
+
+    def __post_init__(self) -> None:
+        check_mode(self.mode)
+        if self.select_score not in SELECT_SCORES:
+            raise unknown_choice("select score", self.select_score, SELECT_SCORES)
+        if self.num_beams < 1 or self.max_hypotheses < 1:
+            raise ValueError("num_beams and max_hypotheses must be at least 1")
+
+
+def check_mode(mode: str) -> str:
+    """Return ``mode`` when it is a valid mode, else raise a ConfigError naming the choices."""
+    if mode not in MODES:
+        raise unknown_choice("mode", mode, MODES)
+    return mode

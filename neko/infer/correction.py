@@ -1,0 +1,44 @@
+"""The result of correcting one record."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class Correction:
+    """What the corrector made of one record.
+
+    Attributes:
+        text: the corrected text.
+        fallback: True when the guard rejected the generated text and ``text`` is a hypothesis instead.
+        mode: the mode that produced it: ``generate``, ``select`` or ``auto``.
+        task: the task whose prompt was used.
+        index: index (into the input hypotheses) of the hypothesis returned, for ``select`` and for a
+            fallback; None when ``text`` was generated.
+        scores: ``select`` only: the score of each hypothesis considered (the first distinct ones, in
+            order), by default the sum of the log-probabilities of its tokens and of the end-of-sequence
+            token given the prompt; empty otherwise.
+        generated: ``auto`` only: the generated text the guard judged (equal to ``text`` unless it fell back).
+        truncated: True when the input was cut to fit the prompt (n-best size or token budget).
+    """
+
+    text: str
+    fallback: bool = False
+    mode: str = "generate"
+    task: str = "asr"
+    index: int | None = None
+    scores: list[float] = field(default_factory=list)
+    generated: str | None = None
+    truncated: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict, with the empty optional fields left out."""
+        out = asdict(self)
+        for key in ("index", "generated"):
+            if out[key] is None:
+                del out[key]
+        if not out["scores"]:
+            del out["scores"]
+        return out

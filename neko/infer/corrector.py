@@ -1,0 +1,218 @@
+"""``Corrector``: the Python API of correction (``from neko import Corrector``)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from neko.errors import ConfigError, NekoError
+from neko.infer.config import InferConfig, check_mode
+from neko.infer.correction import Correction
+from neko.infer.generate import generate_all, length_batches
+from neko.infer.guard import guard_output
+from neko.infer.prompt import Prepared, new_token_budget, prepare
+from neko.infer.select import select_best
+from neko.records import Record, validate
+
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "default_model"
+
+
+def default_model_dir() -> Path:
+    """The bundled model folder; a NekoError when no bundled model is installed."""
+    if not DEFAULT_MODEL_DIR.is_dir() or not any(DEFAULT_MODEL_DIR.glob("*.json")):
+        raise NekoError(
+            f"no bundled model is installed (expected one in {DEFAULT_MODEL_DIR}); pass a model folder "
+            "written by `neko train` or `neko export` (--model PATH, or Corrector.from_pretrained(PATH))"
+        )
+    return DEFAULT_MODEL_DIR
+
+
+def pick_device(device: str | None) -> str:
+    """``device`` as given, else the first CUDA GPU when there is one, else the CPU."""
+    if device:
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def as_record(item: Record | dict[str, Any], default_task: str = "asr") -> Record:
+    """A Record from a Record or a dict; a dict may leave out ``task`` (default_task) and ``dataset``."""
+    if isinstance(item, Record):
+        return item
+    if isinstance(item, dict):
+        item = {"task": default_task, "dataset": "input", **item}
+    return validate(item)
+
+
+class Corrector:
+    """Corrects ASR n-best lists, MT candidates, OCR lines and ungrammatical sentences.
+
+    Build one with ``Corrector.from_pretrained(path)`` (or ``Corrector(model, tokenizer)`` for a model in
+    memory), then call ``correct`` for one input or ``correct_many`` for a batch of records.
+    """
+
+    def __init__(
+        self, model: Any, tokenizer: Any, config: InferConfig | None = None, model_config: Any = None
+    ):
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.config = config or InferConfig()
+        self.model_config = model_config
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | Path | None = None,
+        mode: str = "auto",
+        device: str | None = None,
+        threads: int | None = None,
+        config: InferConfig | None = None,
+    ) -> Corrector:
+        """Load a corrector.
+
+        Args:
+            name_or_path: None for the bundled default model (``neko/default_model/``), or a checkpoint
+                folder written by ``neko train`` or ``neko export``.
+            mode: default mode of ``correct``: ``auto``, ``generate`` or ``select``.
+            device: torch device; default the first GPU when there is one, else the CPU.
+            threads: torch CPU threads (default: torch's choice, all cores).
+            config: other decoding settings (``mode`` overrides its mode).
+        """
+        import torch
+
+        check_mode(mode)
+        if threads:
+            torch.set_num_threads(threads)
+        from neko.infer.loading import load_folder
+
+        path = Path(name_or_path) if name_or_path is not None else default_model_dir()
+        model, tokenizer, model_config = load_folder(path)
+        model.to(pick_device(device))
+        return cls(model, tokenizer, replace(config or InferConfig(), mode=mode), model_config)
+
+    def correct(
+        self,
+        hypotheses: str | Sequence[str],
+        task: str = "asr",
+        source: str | None = None,
+        mode: str | None = None,
+    ) -> Correction:
+        """Correct one input: an n-best list (best first) or a single text (OCR line, sentence)."""
+        hyps = [hypotheses] if isinstance(hypotheses, str) else list(hypotheses)
+        record = validate({"id": "0", "task": task, "dataset": "input", "hypotheses": hyps, "source": source})
+        return self.correct_many([record], mode=mode)[0]
+
+    def correct_many(
+        self,
+        records: Iterable[Record | dict[str, Any]],
+        batch_size: int = 16,
+        mode: str | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> list[Correction]:
+        """Correct records in batches; results come back in input order.
+
+        ``progress`` is called with the number of records finished after each batch.
+        """
+        mode = check_mode(mode or self.config.mode)
+        if batch_size < 1:
+            raise ConfigError("batch size must be at least 1")
+        recs = [as_record(r) for r in records]
+        results: list[Correction | None] = [None] * len(recs)
+        groups: dict[str | None, list[int]] = {}
+        for i, rec in enumerate(recs):
+            groups.setdefault(rec.task if self.config.route_task else None, []).append(i)
+        for task, indices in groups.items():
+            prepared = [prepare(self.tokenizer, recs[i], self.config) for i in indices]
+            with self._routing(task):
+                if mode == "select":
+                    outs = self._select(recs, indices, prepared, batch_size, progress)
+                else:
+                    outs = self._generate(recs, indices, prepared, batch_size, mode, progress)
+            for i, out in zip(indices, outs, strict=True):
+                results[i] = out
+        return [r for r in results if r is not None]
+
+    def _select(self, recs, indices, prepared: list[Prepared], batch_size, progress) -> list[Correction]:
+        outs: list[Correction | None] = [None] * len(prepared)
+        lengths = [len(p.prompt_ids) * len(p.hypothesis_ids) for p in prepared]
+        for batch in length_batches(lengths, batch_size):
+            picks = select_best(
+                self.model,
+                self.tokenizer,
+                [prepared[j].prompt_ids for j in batch],
+                [prepared[j].hypothesis_ids for j in batch],
+                reduce=self.config.select_score,
+            )
+            for j, (best, scores) in zip(batch, picks, strict=True):
+                rec = recs[indices[j]]
+                index = prepared[j].shown[best]
+                outs[j] = Correction(
+                    text=rec.hypotheses[index],
+                    mode="select",
+                    task=rec.task,
+                    index=index,
+                    scores=scores,
+                    truncated=prepared[j].truncated,
+                )
+            if progress:
+                progress(len(batch))
+        return outs  # type: ignore[return-value]
+
+    def _generate(
+        self, recs, indices, prepared: list[Prepared], batch_size, mode, progress
+    ) -> list[Correction]:
+        outs: list[Correction] = []
+        # Chunks of a few batches give the progress callback something to report on long inputs.
+        chunk = batch_size * 4
+        for start in range(0, len(prepared), chunk):
+            part = prepared[start : start + chunk]
+            texts = generate_all(
+                self.model,
+                self.tokenizer,
+                [p.prompt_ids for p in part],
+                [new_token_budget(p, self.config) for p in part],
+                batch_size=batch_size,
+                num_beams=self.config.num_beams,
+            )
+            for j, (p, text) in enumerate(zip(part, texts, strict=True)):
+                rec = recs[indices[start + j]]
+                if mode == "auto":
+                    shown = [rec.hypotheses[k] for k in p.shown]
+                    final, fell_back = guard_output(text, shown, self.config.guard)
+                    outs.append(
+                        Correction(
+                            text=final,
+                            fallback=fell_back,
+                            mode="auto",
+                            task=rec.task,
+                            index=0 if fell_back else None,
+                            generated=text,
+                            truncated=p.truncated,
+                        )
+                    )
+                else:
+                    outs.append(Correction(text=text, mode="generate", task=rec.task, truncated=p.truncated))
+            if progress:
+                progress(len(part))
+        return outs
+
+    @contextlib.contextmanager
+    def _routing(self, task: str | None) -> Iterator[None]:
+        """Force the task's expert while decoding when ``route_task`` is on; else leave the router alone."""
+        if task is None:
+            yield
+            return
+        if self.model_config is None or not hasattr(self.model_config, "expert_for"):
+            raise ConfigError(
+                "route_task needs the model's ModelConfig (load it with Corrector.from_pretrained)"
+            )
+        from neko.model.routing import task_routing
+
+        # One id for the whole group: the routing hook repeats it over every sequence of each batch.
+        expert = self.model_config.expert_for(task)
+        with task_routing(self.model, [expert], "neko", record=False):
+            yield

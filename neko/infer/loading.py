@@ -1,0 +1,44 @@
+"""Loading a corrector folder: a training checkpoint (``neko train``) or an export (``neko export``).
+
+A checkpoint holds a LoRA adapter over a base that ``neko.model.io`` rebuilds; an export holds plain
+transformers weights (LoRA merged, or beside them in ``adapter/``). Both carry ``neko_config.json``, the
+resolved ``ModelConfig`` that inference reads back (routing, expert map). LoRA is merged for inference: the
+same function, one matrix product fewer per layer.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from neko.errors import NekoError
+
+
+def load_folder(path: str | Path) -> tuple[Any, Any, Any]:
+    """(model in eval mode, tokenizer, ModelConfig or None) of a checkpoint or export folder."""
+    path = Path(path)
+    if not path.is_dir():
+        raise NekoError(f"model folder not found: {path}")
+    if (path / "adapter_config.json").is_file():
+        from neko.model.io import load_corrector
+
+        return load_corrector(path, merge=True)
+    if not (path / "config.json").is_file():
+        raise NekoError(f"{path}: neither a `neko train` checkpoint nor a `neko export` folder")
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    if (path / "adapter" / "adapter_config.json").is_file():
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(path / "adapter")).merge_and_unload()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    cfg = None
+    if (path / "neko_config.json").is_file():
+        from neko.model.io import read_config
+
+        cfg = read_config(path)[0]
+    return model.eval(), tokenizer, cfg

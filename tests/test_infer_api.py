@@ -1,0 +1,112 @@
+"""The Corrector API on tiny random models: batched == naive greedy, select, auto, budgets, lazy import."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from neko.errors import NekoError
+from neko.infer.config import InferConfig
+from neko.infer.corrector import Corrector
+from neko.infer.prompt import answer_ids, prepare
+from neko.model.tiny import tiny_dense_model, tiny_tokenizer
+from neko.records import Record
+
+torch.set_num_threads(1)
+
+RECORDS = [
+    {
+        "id": str(i),
+        "hypotheses": [("the quick brown fox " * (i % 4 + 1)).strip(), "the lazy dog", "the lazy dog"],
+    }
+    for i in range(9)
+] + [{"id": "gec", "task": "gec", "hypotheses": ["he go to school every day"]}]
+
+
+def make(mode: str = "generate", model=None, **kw) -> Corrector:
+    return Corrector(
+        model or tiny_dense_model(), tiny_tokenizer(), InferConfig(mode=mode, max_new_tokens=10, **kw)
+    )
+
+
+def moe_model():
+    from neko.model.upcycle import upcycle
+
+    return upcycle(tiny_dense_model(), num_experts=4, top_k=2).eval()
+
+
+@pytest.mark.parametrize("family", ["llama", "qwen2", "moe"])
+def test_batched_greedy_equals_naive(family):
+    model = moe_model() if family == "moe" else tiny_dense_model(family)
+    corrector = make(model=model)
+    batched = corrector.correct_many(RECORDS, batch_size=4)
+    naive = [corrector.correct_many([r], batch_size=1)[0] for r in RECORDS]
+    assert [c.text for c in batched] == [c.text for c in naive]
+    assert all(c.mode == "generate" and not c.fallback for c in batched)
+    assert [c.task for c in batched] == ["asr"] * 9 + ["gec"]
+
+
+def test_select_returns_a_hypothesis_and_its_true_log_prob():
+    corrector = make("select")
+    out = corrector.correct_many(RECORDS, batch_size=3)
+    for rec, c in zip(RECORDS, out, strict=True):
+        assert c.text == rec["hypotheses"][c.index] and c.mode == "select"
+    # The batched, left-padded score equals a plain unpadded forward pass over prompt + " hyp" + EOS.
+    tok, model = corrector.tokenizer, corrector.model
+    rec = Record(id="x", task="asr", dataset="d", hypotheses=RECORDS[2]["hypotheses"])
+    prepared = prepare(tok, rec, corrector.config)
+    for score, hyp in zip(out[2].scores, prepared.record.hypotheses, strict=True):
+        cont = answer_ids(tok, hyp) + [tok.eos_token_id]
+        ids = torch.tensor([prepared.prompt_ids + cont])
+        logp = torch.log_softmax(model(ids).logits[0, :-1], -1)
+        expected = sum(logp[len(prepared.prompt_ids) - 1 + k, t].item() for k, t in enumerate(cont))
+        assert score == pytest.approx(expected, abs=1e-3)
+    assert len(out[2].scores) == 2  # the repeated "the lazy dog" is scored once
+
+
+def test_auto_falls_back_on_garbage():
+    out = make("auto").correct(["the quick brown fox jumps over the lazy dog"])
+    assert out.fallback and out.text == "the quick brown fox jumps over the lazy dog" and out.index == 0
+    assert out.generated and out.generated != out.text
+
+
+def test_single_string_and_mode_override():
+    corrector = make("auto")
+    assert corrector.correct("he go to school", task="gec", mode="select").text == "he go to school"
+
+
+def test_huge_inputs_are_cut_not_crashed():
+    corrector = make("generate", max_hypothesis_tokens=32)
+    many = [f"hypothesis number {i}" for i in range(1000)]
+    long = ["word " * 2000 + "end"]  # 10,000 characters
+    outs = corrector.correct_many(
+        [{"id": "many", "hypotheses": many}, {"id": "long", "task": "ocr", "hypotheses": long}]
+    )
+    assert all(c.truncated for c in outs)
+    sel = corrector.correct_many([{"id": "many", "hypotheses": many}], mode="select")[0]
+    assert sel.index is not None and sel.index < 5 and len(sel.scores) == 5
+
+
+def test_route_task_forces_the_expert():
+    from neko.model.config import ModelConfig
+
+    plain = make(model=moe_model())
+    routed = Corrector(
+        plain.model, plain.tokenizer, InferConfig(mode="select", route_task=True), ModelConfig()
+    )
+    out = routed.correct_many(RECORDS[:3])
+    assert all(c.text in r["hypotheses"] for c, r in zip(out, RECORDS, strict=False))
+
+
+def test_no_bundled_model_is_a_clear_error():
+    with pytest.raises(NekoError, match="no bundled model"):
+        Corrector.from_pretrained()
+
+
+def test_import_neko_stays_light():
+    code = "import sys, neko; assert 'torch' not in sys.modules; print(neko.Corrector.__name__)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "Corrector"
