@@ -1,0 +1,181 @@
+"""``neko baselines``: the non-neural baselines and oracles of a record file, one row per dataset.
+
+Rows hold fractions for WER/CER (0.083) and sacrebleu's 0-100 scale for BLEU/chrF/GLEU, plus ``normalizer``
+and ``signature``. Per task:
+
+- asr: ``wer_1best``, ``wer_oracle_nbest`` (o_nb), ``wer_oracle_compositional`` (o_cp), ``wer_rover``.
+- mt: ``bleu_1best``/``chrf_1best`` (first candidate), ``bleu_mbr``/``chrf_mbr`` (chrF MBR),
+  ``bleu_oracle_nbest``/``chrf_oracle_nbest`` (per segment the candidate of best sentence chrF against the
+  references), ``bleu_best_system`` and ``best_system`` (the single candidate position, i.e. system, of best
+  corpus BLEU, named from ``meta["systems"]`` when the records carry it).
+- ocr: ``cer_raw``/``wer_raw`` (the OCR text as is), and ``cer_oracle_nbest`` when a record has several.
+- gec: ``gleu_source`` (the uncorrected sentences as output).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from rapidfuzz.distance import Levenshtein
+from sacrebleu.metrics import CHRF
+
+from neko.baselines.confusion_network import build_confusion_network, softmax_weights
+from neko.baselines.mbr import mbr_select
+from neko.baselines.oracle import compositional_oracle, nbest_oracle
+from neko.baselines.rover import vote
+from neko.errors import InputError
+from neko.metrics import score_corpus
+from neko.metrics.normalizers import get_normalizer
+from neko.records import Record, read_records
+
+
+def group_by_dataset(path: str | os.PathLike) -> dict[str, list[Record]]:
+    """Records of ``path`` grouped by dataset (file order); each dataset must have one task and references."""
+    groups: dict[str, list[Record]] = {}
+    for index, record in enumerate(read_records(path), start=1):
+        if not record.references:
+            raise InputError(
+                str(path), index, f"record {record.id!r} has no reference: it cannot be scored", unit="record"
+            )
+        group = groups.setdefault(record.dataset, [])
+        if group and group[0].task != record.task:
+            raise InputError(
+                str(path),
+                index,
+                f"dataset {record.dataset!r} mixes tasks {group[0].task} and {record.task}",
+                unit="record",
+            )
+        group.append(record)
+    if not groups:
+        raise InputError(str(path), None, "no records")
+    return groups
+
+
+def _normalized(records: Sequence[Record], normalize) -> list[Record]:
+    return [
+        Record(
+            id=r.id,
+            task=r.task,
+            dataset=r.dataset,
+            hypotheses=[normalize(h) for h in r.hypotheses],
+            scores=r.scores,
+            source=None if r.source is None else normalize(r.source),
+            references=[normalize(t) for t in r.references],
+            meta=r.meta,
+        )
+        for r in records
+    ]
+
+
+def _asr_row(records: list[Record]) -> dict[str, Any]:
+    refs = [r.references[0] for r in records]
+    oracle_nbest, oracle_comp, rover = [], [], []
+    for record, ref in zip(records, refs, strict=True):
+        oracle_nbest.append(record.hypotheses[nbest_oracle(record.hypotheses, ref)])
+        network = build_confusion_network(
+            record.hypotheses, softmax_weights(record.scores, len(record.hypotheses))
+        )
+        oracle_comp.append(compositional_oracle(network, ref)[0])
+        rover.append(vote(network))
+    row: dict[str, Any] = {}
+    for name, texts in (
+        ("1best", [r.hypotheses[0] for r in records]),
+        ("oracle_nbest", oracle_nbest),
+        ("oracle_compositional", oracle_comp),
+        ("rover", rover),
+    ):
+        scored = score_corpus("asr", texts, refs, "none")
+        row[f"wer_{name}"] = scored["wer"]
+        row["signature"] = scored["signature"]
+    row["ref_words"] = scored["wer_counts"]["reference"]
+    return row
+
+
+def _mt_row(records: list[Record]) -> dict[str, Any]:
+    chrf = CHRF()
+    chosen = {
+        "1best": [r.hypotheses[0] for r in records],
+        "mbr": [r.hypotheses[mbr_select(r.hypotheses, chrf)] for r in records],
+        "oracle_nbest": [
+            max(r.hypotheses, key=lambda h, refs=r.references: chrf.sentence_score(h, refs).score)
+            for r in records
+        ],
+    }
+    row: dict[str, Any] = {}
+    for name, texts in chosen.items():
+        scored = score_corpus("mt", texts, records, "none")
+        row[f"bleu_{name}"], row[f"chrf_{name}"] = scored["bleu"], scored["chrf"]
+        row["signature"] = scored["signature"]
+    widths = {len(r.hypotheses) for r in records}
+    if len(widths) == 1:
+        systems = records[0].meta.get("systems") or [f"candidate {k}" for k in range(widths.pop())]
+        per_system = [
+            score_corpus("mt", [r.hypotheses[k] for r in records], records, "none")["bleu"]
+            for k in range(len(systems))
+        ]
+        best = per_system.index(max(per_system))
+        row["bleu_best_system"], row["best_system"] = per_system[best], systems[best]
+    return row
+
+
+def _ocr_row(records: list[Record]) -> dict[str, Any]:
+    scored = score_corpus("ocr", [r.hypotheses[0] for r in records], records, "none")
+    row: dict[str, Any] = {"cer_raw": scored["cer"], "wer_raw": scored["wer"]}
+    if any(len(r.hypotheses) > 1 for r in records):
+        best = [
+            min(r.hypotheses, key=lambda h, ref=r.references[0]: Levenshtein.distance(ref, h))
+            for r in records
+        ]
+        row["cer_oracle_nbest"] = score_corpus("ocr", best, records, "none")["cer"]
+    row["signature"] = scored["signature"]
+    return row
+
+
+def _gec_row(records: list[Record]) -> dict[str, Any]:
+    scored = score_corpus("gec", [r.hypotheses[0] for r in records], records, "none")
+    return {"gleu_source": scored["gleu"], "signature": scored["signature"]}
+
+
+_ROWS = {"asr": _asr_row, "mt": _mt_row, "ocr": _ocr_row, "gec": _gec_row}
+
+
+def baseline_rows(path: str | os.PathLike, normalizer: str = "none") -> list[dict[str, Any]]:
+    """One row of baselines per dataset of the record file ``path``, texts normalised by ``normalizer`` first."""
+    normalize = get_normalizer(normalizer)
+    rows = []
+    for dataset, records in group_by_dataset(path).items():
+        task = records[0].task
+        row: dict[str, Any] = {"dataset": dataset, "task": task, "n": len(records)}
+        row.update(_ROWS[task](_normalized(records, normalize)))
+        row["normalizer"] = normalizer
+        row["signature"] = row.pop("signature")
+        rows.append(row)
+    return rows
+
+
+def _cell(key: str, value: Any) -> str:
+    if isinstance(value, float):
+        # Error rates are stored as fractions and shown as percentages; BLEU-like scores are already 0-100.
+        return f"{100 * value:.2f}%" if key.split("_")[0] in ("wer", "cer") else f"{value:.2f}"
+    return str(value)
+
+
+def format_rows(rows: Sequence[dict[str, Any]], as_json: bool = False) -> str:
+    """Rows as one JSON object per line, or as one aligned table per task (signatures listed under it)."""
+    if as_json:
+        return "\n".join(json.dumps(row, ensure_ascii=False) for row in rows)
+    blocks = []
+    for task in dict.fromkeys(row["task"] for row in rows):
+        group = [row for row in rows if row["task"] == task]
+        keys = [k for k in dict.fromkeys(k for row in group for k in row) if k not in ("task", "signature")]
+        table = [keys] + [[_cell(k, row.get(k, "")) for k in keys] for row in group]
+        widths = [max(len(line[c]) for line in table) for c in range(len(keys))]
+        lines = [
+            "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in table
+        ]
+        signatures = sorted({row["signature"] for row in group if row.get("signature")})
+        blocks.append("\n".join([f"[{task}]", *lines, *(f"signature: {s}" for s in signatures)]))
+    return "\n\n".join(blocks)
