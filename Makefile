@@ -20,5 +20,10 @@ test-slow:  ## heavy tests: real pretrained models, real engines, DeepSpeed
 lint:
 	ruff check neko data_prep eval tests && ruff format --check neko data_prep eval tests
 
+PREPARED ?= $(HOME)/.cache/neko/prepared
+.PHONY: prepared
+prepared:  ## convert every dataset in $(DATA) into records in $(PREPARED); outputs newer than their inputs are kept
+	neko prepare all --src $(DATA) --out $(PREPARED)
+
 bench-infer:  ## inference speed: naive vs batched generate vs select on 200 HyPoradise utterances
 	$(PY) eval/bench_infer.py --data $(DATA) $(if $(LIMIT),--limit $(LIMIT))
