@@ -1,0 +1,122 @@
+"""The real ``neko train`` entry point on a tiny upcycled MoE: weights, logs, checkpoints, exact resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from train_helpers import tiny_base, write_recipe, write_task_data
+
+from neko.cli import main
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("train")
+    return {"root": root, "base": tiny_base(root / "base"), "data": write_task_data(root / "data")}
+
+
+def _losses(run: Path) -> dict[int, tuple[float, float]]:
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return {r["step"]: (r["lm_loss"], r["router_loss"]) for r in rows if "lm_loss" in r}
+
+
+def test_train_smoke(setup, monkeypatch) -> None:
+    import neko.model.io as io
+    from neko.model.io import build_model, save_pretrained_corrector
+    from neko.train.config import load_config
+
+    run = setup["root"] / "smoke"
+    recipe = write_recipe(
+        setup["root"] / "smoke.yaml",
+        setup["base"],
+        setup["data"],
+        run,
+        eval_every=2,
+        dev=[{"path": str(setup["data"]["gec"])}],
+        dev_size=3,
+        dev_loss_size=4,
+        max_new_tokens=4,
+    )
+    captured = {}
+
+    def capture(model, *args, **kwargs):  # the trained model as the trainer hands it over
+        captured.update({n: p.detach().clone() for n, p in model.named_parameters()})
+        return save_pretrained_corrector(model, *args, **kwargs)
+
+    monkeypatch.setattr(io, "save_pretrained_corrector", capture)
+    assert main(["train", str(recipe), "--set", "train.max_steps=4"]) == 0
+
+    config = load_config(recipe)
+    torch.manual_seed(config.train.seed)  # the trainer seeds before building: same LoRA init
+    from accelerate.utils import set_seed
+
+    set_seed(config.train.seed)
+    initial, _ = build_model(config.model)
+    trainable = {n for n, p in initial.named_parameters() if p.requires_grad}
+    assert any("lora_A" in n for n in trainable) and any("gate.weight" in n for n in trainable)
+    for name, param in initial.named_parameters():
+        if name in trainable:
+            continue
+        assert torch.equal(param, captured[name]), f"frozen {name} changed"
+    changed = [n for n in trainable if not torch.equal(initial.get_parameter(n), captured[n])]
+    assert len(changed) == len(trainable)
+
+    losses = _losses(run)
+    assert sorted(losses) == [1, 2, 3, 4]
+    assert all(lm > 0 and router > 0 for lm, router in losses.values())
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert {"loss", "lr", "tokens", "padding", "tokens_per_s"} <= set(rows[0])
+    dev = [r for r in rows if "dev_loss" in r]
+    assert [r["step"] for r in dev] == [2, 4] and "gleu" in dev[0]["dev"]["gec"]
+    assert (run / "checkpoints" / "step-000002" / "trainable.safetensors").is_file()
+    assert (run / "checkpoints" / "step-000004" / "state.pt").is_file()
+    assert (run / "final" / "adapter_model.safetensors").is_file()
+    assert load_config(run / "final" / "train_config.yaml") == config
+
+
+def test_kill_and_resume_gives_the_same_losses(setup) -> None:
+    from neko.train.config import load_config
+    from neko.train.trainer import train
+
+    overrides = ["train.max_steps=5", "train.save_every=0", "train.grad_accum=2"]
+    straight = setup["root"] / "straight"
+    recipe = write_recipe(setup["root"] / "straight.yaml", setup["base"], setup["data"], straight)
+    assert main(["train", str(recipe), *[a for o in overrides for a in ("--set", o)]]) == 0
+
+    resumed = setup["root"] / "resumed"
+    config = load_config(recipe, overrides)
+    config.output_dir = str(resumed)
+    stopped_at = train(config, stop_after=2)
+    assert stopped_at.name == "step-000002"
+    assert sorted(_losses(resumed)) == [1, 2]
+    assert (
+        main(
+            [
+                "train",
+                str(recipe),
+                "--out",
+                str(resumed),
+                "--resume",
+                *[a for o in overrides for a in ("--set", o)],
+            ]
+        )
+        == 0
+    )
+    a, b = _losses(straight), _losses(resumed)
+    assert sorted(a) == sorted(b) == [1, 2, 3, 4, 5]
+    for step in a:
+        assert a[step] == pytest.approx(b[step], rel=1e-5, abs=1e-7), step
+
+
+def test_bad_recipe_is_one_line(setup, tmp_path, capsys) -> None:
+    recipe = write_recipe(tmp_path / "bad.yaml", setup["base"], setup["data"], tmp_path / "run")
+    assert main(["train", str(recipe), "--set", "train.learning_rate=1"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown config key train.learning_rate" in err and err.count("\n") == 1
+    assert main(["train", str(tmp_path / "bad.yaml"), "--resume"]) == 2
+    assert "no checkpoint" in capsys.readouterr().err
