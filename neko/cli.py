@@ -9,7 +9,18 @@ from __future__ import annotations
 import argparse
 import sys
 
-from neko.commands import baselines, correct, evaluate, export, prepare, tasks, train, upcycle
+from neko.commands import (
+    baselines,
+    correct,
+    evaluate,
+    experiment,
+    export,
+    prepare,
+    tables,
+    tasks,
+    train,
+    upcycle,
+)
 from neko.errors import NekoError
 
 COMMANDS = {
@@ -20,6 +31,8 @@ COMMANDS = {
     "export": export,
     "train": train,
     "correct": correct,
+    "experiment": experiment,
+    "tables": tables,
     "tasks": tasks,
 }
 

@@ -1,0 +1,1 @@
+"""Benchmark tables: experiment configs -> result files -> docs/RESULTS.md (``make tables``)."""

@@ -1,0 +1,140 @@
+"""What produces a row's outputs: each method maps the records of one dataset to one text per record.
+
+Non-neural rows reuse ``neko.baselines``; model rows load a ``Corrector`` (or a plain base LM for LM
+reranking) once per experiment and run it on every dataset of the row.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+from typing import Any
+
+from neko.baselines.confusion_network import build_confusion_network, softmax_weights
+from neko.baselines.mbr import mbr_select
+from neko.baselines.oracle import compositional_oracle, nbest_oracle
+from neko.baselines.rover import vote
+from neko.errors import unknown_choice
+from neko.experiments.config import ExperimentConfig
+from neko.records import Record
+
+Method = Callable[[Sequence[Record], ExperimentConfig], tuple[list[str], dict[str, Any]]]
+
+
+def one_best(records: Sequence[Record], config: ExperimentConfig) -> tuple[list[str], dict[str, Any]]:
+    """The recogniser's (or first system's) output, unchanged."""
+    return [r.hypotheses[0] for r in records], {}
+
+
+def oracle_nbest(records: Sequence[Record], config: ExperimentConfig) -> tuple[list[str], dict[str, Any]]:
+    """o_nb: per record, the hypothesis with the fewest word errors (uses the reference: an upper bound)."""
+    return [r.hypotheses[nbest_oracle(r.hypotheses, r.references[0])] for r in records], {}
+
+
+def oracle_compositional(
+    records: Sequence[Record], config: ExperimentConfig
+) -> tuple[list[str], dict[str, Any]]:
+    """o_cp: the confusion-network path closest to the reference (an upper bound of recombination)."""
+    texts = []
+    for r in records:
+        network = build_confusion_network(r.hypotheses, softmax_weights(r.scores, len(r.hypotheses)))
+        texts.append(compositional_oracle(network, r.references[0])[0])
+    return texts, {}
+
+
+def rover(records: Sequence[Record], config: ExperimentConfig) -> tuple[list[str], dict[str, Any]]:
+    """ROVER voting over the confusion network, weighted by the recogniser's scores when present."""
+    return [
+        vote(build_confusion_network(r.hypotheses, softmax_weights(r.scores, len(r.hypotheses))))
+        for r in records
+    ], {}
+
+
+def mbr_chrf(records: Sequence[Record], config: ExperimentConfig) -> tuple[list[str], dict[str, Any]]:
+    """MBR / consensus: the candidate with the highest mean chrF against the other candidates."""
+    return [r.hypotheses[mbr_select(r.hypotheses)] for r in records], {}
+
+
+def best_system(records: Sequence[Record], config: ExperimentConfig) -> tuple[list[str], dict[str, Any]]:
+    """The single MT system (candidate position) with the best corpus BLEU on these records (an oracle pick)."""
+    from neko.metrics import score_corpus
+
+    width = min(len(r.hypotheses) for r in records)
+    bleu = [score_corpus("mt", [r.hypotheses[k] for r in records], records)["bleu"] for k in range(width)]
+    best = bleu.index(max(bleu))
+    systems = records[0].meta.get("systems") or []
+    name = systems[best] if best < len(systems) else f"candidate {best}"
+    return [r.hypotheses[best] for r in records], {"system": name}
+
+
+@lru_cache(maxsize=2)
+def _corrector(model: str | None, mode: str | None):
+    from neko.infer.corrector import Corrector
+
+    name = None if model in (None, "default") else os.path.expanduser(model)
+    return Corrector.from_pretrained(name, mode=mode or "auto")
+
+
+def neko_corrector(records: Sequence[Record], config: ExperimentConfig) -> tuple[list[str], dict[str, Any]]:
+    """The trained corrector (``model``: ``default`` or a checkpoint) in the row's ``mode``."""
+    corrector = _corrector(config.model, config.mode)
+    out = corrector.correct_many(records, batch_size=config.batch_size)
+    return [c.text for c in out], {"fallbacks": sum(c.fallback for c in out)}
+
+
+@lru_cache(maxsize=1)
+def _base_lm(name: str):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from neko.model.base import resolve_base
+
+    folder = resolve_base(name)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
+
+
+def lm_rerank(records: Sequence[Record], config: ExperimentConfig) -> tuple[list[str], dict[str, Any]]:
+    """Rerank each n-best list by the base LM's log-probability of the hypothesis alone (no task prompt).
+
+    Only the LM score is used (no interpolation with recogniser scores), so the row shows what the
+    pretrained LM knows before any training; ties keep the recogniser's order.
+    """
+    from neko.infer.select import select_best
+
+    model, tokenizer = _base_lm(config.model or "smollm2-135m")
+    start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+    texts = []
+    for lo in range(0, len(records), config.batch_size):
+        batch = records[lo : lo + config.batch_size]
+        prompts = [[start] for _ in batch]
+        hyps = [
+            [tokenizer(h, add_special_tokens=False)["input_ids"] or [start] for h in r.hypotheses]
+            for r in batch
+        ]
+        for r, (best, _) in zip(batch, select_best(model, tokenizer, prompts, hyps), strict=True):
+            texts.append(r.hypotheses[best])
+    return texts, {}
+
+
+METHODS: dict[str, Method] = {
+    "onebest": one_best,
+    "oracle_nbest": oracle_nbest,
+    "oracle_compositional": oracle_compositional,
+    "rover": rover,
+    "mbr_chrf": mbr_chrf,
+    "best_system": best_system,
+    "lm_rerank": lm_rerank,
+    "neko": neko_corrector,
+}
+
+
+def get_method(name: str) -> Method:
+    """The method called ``name``, or a ConfigError listing the valid names."""
+    if name not in METHODS:
+        raise unknown_choice("method", name, [*METHODS, "quoted"])
+    return METHODS[name]
