@@ -27,3 +27,29 @@ prepared:  ## convert every dataset in $(DATA) into records in $(PREPARED); outp
 
 bench-infer:  ## inference speed: naive vs batched generate vs select on 200 HyPoradise utterances
 	$(PY) eval/bench_infer.py --data $(DATA) $(if $(LIMIT),--limit $(LIMIT))
+
+# ---- benchmark tables: configs/experiments/<table>/<row>.yaml -> results/<table>/<row>.json -> docs/RESULTS.md
+# `make tables LIMIT=200` scores a fixed seeded subset of 200 items per dataset (the CPU run); no LIMIT = all items.
+EXPERIMENTS := $(sort $(wildcard configs/experiments/*/*.yaml))
+RESULTS := $(patsubst configs/experiments/%.yaml,results/%.json,$(EXPERIMENTS))
+DEFAULT_MODEL := $(wildcard neko/default_model/*)
+.PHONY: tables results efficiency FORCE
+
+# The subset size is a prerequisite of every result: the stamp changes only when LIMIT does.
+results/.limit: FORCE
+	@mkdir -p results; if [ "$$(cat $@ 2>/dev/null)" != "$(LIMIT)" ]; then echo "$(LIMIT)" > $@; fi
+
+results/%.json: configs/experiments/%.yaml results/.limit $(DEFAULT_MODEL)
+	neko experiment $< --prepared $(PREPARED) --out $@ $(if $(LIMIT),--limit $(LIMIT))
+
+results: prepared $(RESULTS)
+
+results/efficiency/train.json:
+	$(PY) eval/capture_json.py $@ -- $(PY) eval/bench_train.py
+results/efficiency/infer.json: $(DEFAULT_MODEL)
+	$(PY) eval/capture_json.py $@ -- $(PY) eval/bench_infer.py --data $(DATA)
+
+efficiency: results/efficiency/train.json results/efficiency/infer.json
+
+tables: results efficiency  ## rebuild stale results, then docs/RESULTS.md and docs/plots/*.png
+	neko tables --results results --out docs/RESULTS.md --command "make tables$(if $(LIMIT), LIMIT=$(LIMIT))"
