@@ -10,7 +10,11 @@ HELP = "score the non-neural baselines (1-best, oracles, ROVER, MBR) of a record
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """DATA, --normalizer, --json."""
     parser.add_argument("data", metavar="DATA.jsonl", help="records (from `neko prepare`)")
-    parser.add_argument("--normalizer", default="none", help="text normaliser applied before scoring")
+    parser.add_argument(
+        "--normalizer",
+        default="none",
+        help="text normaliser applied to hypotheses and references first: none (default), hyporadise, whisper",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object per dataset")
 
 

@@ -11,7 +11,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """--pred, --data, --normalizer, --json."""
     parser.add_argument("--pred", required=True, metavar="P.jsonl", help="outputs of `neko correct`")
     parser.add_argument("--data", required=True, metavar="DATA.jsonl", help="the records that were corrected")
-    parser.add_argument("--normalizer", default=None, help="text normaliser (default: each task's own)")
+    parser.add_argument(
+        "--normalizer",
+        default=None,
+        help="text normaliser: none, hyporadise, whisper (default: each task's own, hyporadise for asr, none otherwise)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object per dataset")
 
 

@@ -66,10 +66,22 @@ def _rate(output, utterances: int, unit: str) -> ErrorRate:
     )
 
 
+def split_words(texts: list[str]) -> list[list[str]]:
+    """jiwer transform: words split on any whitespace (``str.split``).
+
+    Same words as jiwer's default (collapse spaces, strip, split on " ") for space-separated text, and ~10x
+    faster on large corpora; it also splits on tabs and newlines, where jiwer's default would glue words.
+    """
+    return [text.split() for text in texts]
+
+
 def corpus_wer(references: Sequence[str], hypotheses: Sequence[str]) -> ErrorRate:
     """Corpus WER: words split on whitespace, one Levenshtein alignment per pair, counts summed."""
     _check(references, hypotheses)
-    return _rate(jiwer.process_words(list(references), list(hypotheses)), len(references), "word")
+    output = jiwer.process_words(
+        list(references), list(hypotheses), reference_transform=split_words, hypothesis_transform=split_words
+    )
+    return _rate(output, len(references), "word")
 
 
 def corpus_cer(references: Sequence[str], hypotheses: Sequence[str]) -> ErrorRate:
