@@ -28,6 +28,13 @@ prepared:  ## convert every dataset in $(DATA) into records in $(PREPARED); outp
 bench-infer:  ## inference speed: naive vs batched generate vs select on 200 HyPoradise utterances
 	$(PY) eval/bench_infer.py --data $(DATA) $(if $(LIMIT),--limit $(LIMIT))
 
+.PHONY: test-model-real bench-model
+test-model-real:  ## real SmolLM2 (GGUF converted once, ~100 s) upcycled to 4 experts keeps its logits
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m slow tests/test_model_real.py
+
+bench-model:  ## forward+backward time and peak RSS: dense LoRA vs 4-expert NeKo MoE (SmolLM2, batch 4x128)
+	HF_HUB_OFFLINE=1 $(PY) eval/bench_model.py --threads 1
+
 # ---- benchmark tables: configs/experiments/<table>/<row>.yaml -> results/<table>/<row>.json -> docs/RESULTS.md
 # `make tables LIMIT=200` scores a fixed seeded subset of 200 items per dataset (the CPU run); no LIMIT = all items.
 EXPERIMENTS := $(sort $(wildcard configs/experiments/*/*.yaml))

@@ -1,17 +1,22 @@
-"""``neko export CHECKPOINT --out DIR [--merge]``: write a plain transformers checkpoint."""
+"""``neko export CHECKPOINT --out DIR [--no-merge]``: write a plain transformers checkpoint."""
 
 from __future__ import annotations
 
 import argparse
 
-HELP = "export a trained checkpoint (LoRA merged with --merge) as a plain transformers model folder"
+HELP = "export a trained checkpoint (LoRA merged unless --no-merge) as a plain transformers model folder"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """CHECKPOINT, --out, --merge."""
+    """CHECKPOINT, --out, --no-merge."""
     parser.add_argument("checkpoint", help="a checkpoint folder written by `neko train`")
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--merge", action="store_true", help="merge LoRA weights into the base weights")
+    parser.add_argument(
+        "--no-merge",
+        dest="merge",
+        action="store_false",
+        help="keep LoRA separate: base model with trained routers in OUT, the peft adapter in OUT/adapter",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
