@@ -60,3 +60,13 @@ efficiency: results/efficiency/train.json results/efficiency/infer.json
 
 tables: results efficiency  ## rebuild stale results, then docs/RESULTS.md and docs/plots/*.png
 	neko tables --results results --out docs/RESULTS.md --command "make tables$(if $(LIMIT), LIMIT=$(LIMIT))"
+
+.PHONY: train-tiny bench-train test-ddp
+train-tiny:  ## train the small NeKo MoE on CPU (~2 h; resumable: make train-tiny ARGS=--resume)
+	neko train configs/neko-tiny.yaml $(ARGS)
+
+bench-train:  ## padding share and non-padding tokens/s: naive fixed-size vs token-budget bucketed batches
+	$(PY) eval/bench_train.py --seconds $(or $(SECONDS),120)
+
+test-ddp:  ## 2 CPU processes (gloo DDP under torchrun) train the tiny MoE like 1 process with 2-step accumulation
+	$(PY) -m pytest -q -m slow tests/test_train_ddp.py

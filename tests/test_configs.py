@@ -13,7 +13,10 @@ from neko.paths import REPO_ROOT
 from neko.train.config import RunConfig, load_config, save_config
 
 CONFIGS = REPO_ROOT / "configs"
-RECIPES = sorted(p for p in CONFIGS.rglob("*.yaml") if "accelerate" not in p.parts)
+# Training recipes only: configs/experiments/ holds evaluation recipes of another format (neko experiment).
+RECIPES = sorted(
+    p for p in CONFIGS.rglob("*.yaml") if p.relative_to(CONFIGS).parts[0] not in ("accelerate", "experiments")
+)
 ACCELERATE = sorted((CONFIGS / "accelerate").glob("*.yaml"))
 
 
