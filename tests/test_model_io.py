@@ -23,7 +23,7 @@ def _perturb(model) -> None:
     """Make adapters and routers non-trivial without training (lora_B starts at zero)."""
     gen = torch.Generator().manual_seed(3)
     with torch.no_grad():
-        for name, param in model.named_parameters():
+        for param in model.parameters():
             if param.requires_grad:
                 param.add_(torch.randn(param.shape, generator=gen) * 0.05)
 

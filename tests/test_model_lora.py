@@ -88,3 +88,22 @@ def test_dense_baseline_has_lora_on_mlp(tiny_base) -> None:
     )
     losses = _steps(model, tok, cfg, 4)
     assert losses[-1] < losses[0]
+
+
+def test_gradient_checkpointing_routes_the_same_when_backward_is_inside(tiny_base) -> None:
+    cfg = ModelConfig(base=str(tiny_base), lora=LoraSettings(r=4, alpha=8))
+    grads = []
+    for checkpointing in (False, True):
+        torch.manual_seed(0)  # peft draws lora_A from the global generator
+        model, tok = build_model(cfg)
+        if checkpointing:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.train()
+        batch = tok(TEXTS, return_tensors="pt", padding=True)
+        with task_routing(model, torch.tensor([3, 0, 1]), "neko") as rec:
+            loss = model(**batch, labels=batch.input_ids).loss + rec.router_loss(batch.attention_mask)
+            loss.backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys()
+    for name, grad in grads[0].items():
+        torch.testing.assert_close(grads[1][name], grad, atol=1e-6, rtol=1e-4)

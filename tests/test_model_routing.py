@@ -108,3 +108,15 @@ def test_dense_mode_is_a_no_op() -> None:
     with task_routing(dense, torch.tensor([0]), "dense") as rec:
         dense(input_ids=torch.tensor([[5, 6, 7]]))
     assert rec.router_loss().item() == 0.0
+
+
+def test_generate_with_task_hint_and_beams(setup) -> None:
+    model, batch = setup
+    seen, handles = _record_experts(model)
+    with torch.no_grad(), task_routing(model, torch.tensor([1, 2, 0]), "neko", record=False) as rec:
+        model.generate(**batch, max_new_tokens=3, num_beams=2, do_sample=False, pad_token_id=0)
+    for h in handles:
+        h.remove()
+    assert not rec.logits
+    last = seen[-1].view(3, 2, -1, 2)  # one new token per beam: [batch, beams, 1, top_k]
+    assert torch.equal(last[..., 0].reshape(3, -1), torch.tensor([[1, 1], [2, 2], [0, 0]]))

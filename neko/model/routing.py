@@ -119,7 +119,8 @@ def task_routing(
 
     ``expert_ids``: LongTensor [batch], the task expert of each sequence (-1 = no task), or None for the
     plain router. Under beam search the batch grows by repeat_interleave; the ids follow. ``record=False``
-    keeps nothing (long generation).
+    keeps nothing (long generation). With gradient checkpointing, call ``backward()`` inside the block:
+    the recomputed forward must route exactly as the first one did.
     """
     import torch
 
