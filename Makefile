@@ -70,3 +70,17 @@ bench-train:  ## padding share and non-padding tokens/s: naive fixed-size vs tok
 
 test-ddp:  ## 2 CPU processes (gloo DDP under torchrun) train the tiny MoE like 1 process with 2-step accumulation
 	$(PY) -m pytest -q -m slow tests/test_train_ddp.py
+
+# ---- non-neural baselines and oracles (docs/BASELINES.md): one text table per record set and normaliser
+BASELINES ?= $(HOME)/.cache/neko/baselines
+HYPORADISE_TEST := atis chime4 cv ls_clean ls_other swbd wsj_score
+.PHONY: baselines
+baselines: prepared  ## 1-best/o_nb/o_cp/ROVER (HyPoradise), MBR (WMT23), raw OCR, source GLEU (JFLEG) -> $(BASELINES)/*.txt
+	@mkdir -p $(BASELINES)
+	cat $(foreach s,$(HYPORADISE_TEST),$(PREPARED)/hyporadise_$(s).jsonl) > $(BASELINES)/hyporadise_test.jsonl
+	neko baselines $(BASELINES)/hyporadise_test.jsonl --normalizer none | tee $(BASELINES)/hyporadise_none.txt
+	neko baselines $(BASELINES)/hyporadise_test.jsonl --normalizer hyporadise | tee $(BASELINES)/hyporadise_hyporadise.txt
+	cat $(PREPARED)/wmt23_*.jsonl > $(BASELINES)/wmt23.jsonl
+	neko baselines $(BASELINES)/wmt23.jsonl | tee $(BASELINES)/wmt23.txt
+	cat $(PREPARED)/overproof_dataset3.jsonl $(PREPARED)/icdar2017.jsonl $(PREPARED)/jfleg_test.jsonl > $(BASELINES)/ocr_gec.jsonl
+	neko baselines $(BASELINES)/ocr_gec.jsonl | tee $(BASELINES)/ocr_gec.txt
