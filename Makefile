@@ -30,7 +30,7 @@ bench-infer:  ## inference speed: naive vs batched generate vs select on 200 HyP
 
 .PHONY: test-model-real bench-model
 test-model-real:  ## real SmolLM2 (GGUF converted once, ~100 s) upcycled to 4 experts keeps its logits
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m slow tests/test_model_real.py
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -s -m slow tests/test_model_real.py
 
 bench-model:  ## forward+backward time and peak RSS: dense LoRA vs 4-expert NeKo MoE (SmolLM2, batch 4x128)
 	HF_HUB_OFFLINE=1 $(PY) eval/bench_model.py --threads 1

@@ -9,7 +9,9 @@ HELP = "upcycle a dense pretrained LM into a Mixtral / Qwen2-MoE checkpoint whos
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """--base, --experts, --top-k, --out."""
-    parser.add_argument("--base", required=True, help="a packaged base (see `neko tasks`), an HF folder or hub name")
+    parser.add_argument(
+        "--base", required=True, help="a packaged base (see `neko tasks`), an HF folder or hub name"
+    )
     parser.add_argument("--experts", type=int, default=4, help="number of experts (default 4: one per task)")
     parser.add_argument("--top-k", type=int, default=2, help="experts per token at inference (default 2)")
     parser.add_argument("--out", required=True, help="output folder (loads with AutoModelForCausalLM)")
