@@ -120,3 +120,37 @@ def test_bad_recipe_is_one_line(setup, tmp_path, capsys) -> None:
     assert "unknown config key train.learning_rate" in err and err.count("\n") == 1
     assert main(["train", str(tmp_path / "bad.yaml"), "--resume"]) == 2
     assert "no checkpoint" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # a subprocess start and a resume: minutes on the shared 2-core machine
+def test_sigint_saves_a_checkpoint_and_resumes(setup, tmp_path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run = tmp_path / "interrupted"
+    recipe = write_recipe(
+        tmp_path / "long.yaml", setup["base"], setup["data"], run, max_steps=100000, save_every=0
+    )
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "neko.cli", "train", str(recipe)], env=env, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.time() + 240
+    while not (run / "metrics.jsonl").is_file() or not (run / "metrics.jsonl").read_text().strip():
+        assert proc.poll() is None and time.time() < deadline, "training did not start"
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    from neko.train.checkpoint import latest_checkpoint
+
+    found = latest_checkpoint(run)
+    assert found is not None and (found / "trainable.safetensors").is_file()
+    step = int(found.name.split("-")[1])
+    assert max(_losses(run)) == step
+    args = ["train", str(recipe), "--resume", "--max-steps", str(step + 2)]
+    assert main(args) == 0
+    assert sorted(_losses(run)) == list(range(1, step + 3))
