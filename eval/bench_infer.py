@@ -57,10 +57,13 @@ def load(model_path: str | None, mode: str):
     return Corrector(model, tokenizer, InferConfig(mode=mode), cfg), desc
 
 
-def timed(fn) -> tuple[list, float]:
+def timed(name: str, n: int, fn) -> tuple[list, float]:
+    """Run ``fn``, print its rate at once (a run cut short still reports the phases it finished)."""
     start = time.perf_counter()
     out = fn()
-    return out, time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    print(f"{name:8s} {n} corrections in {seconds:.1f} s: {n / seconds:.3f} corrections/s", flush=True)
+    return out, seconds
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,10 +94,16 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     naive_recs = records[: args.limit] if args.limit else records
-    naive, t_naive = timed(lambda: [corrector.correct_many([r], batch_size=1)[0] for r in naive_recs])
-    batched, t_batched = timed(lambda: corrector.correct_many(records, batch_size=args.batch_size))
-    selected, t_select = timed(
-        lambda: corrector.correct_many(records, batch_size=args.batch_size, mode="select")
+    naive, t_naive = timed(
+        "naive", len(naive_recs), lambda: [corrector.correct_many([r], batch_size=1)[0] for r in naive_recs]
+    )
+    batched, t_batched = timed(
+        "batched", len(records), lambda: corrector.correct_many(records, batch_size=args.batch_size)
+    )
+    _, t_select = timed(
+        "select",
+        len(records),
+        lambda: corrector.correct_many(records, batch_size=args.batch_size, mode="select"),
     )
     rate = {
         "naive": len(naive_recs) / t_naive,
@@ -102,8 +111,6 @@ def main(argv: list[str] | None = None) -> int:
         "select": len(records) / t_select,
     }
     same = [a.text == b.text for a, b in zip(naive, batched, strict=False)]
-    for name, value in rate.items():
-        print(f"{name:8s} {value:8.2f} corrections/s")
     print(f"greedy outputs identical naive vs batched: {sum(same)}/{len(same)}")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
     summary = {
