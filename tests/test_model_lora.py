@@ -90,20 +90,30 @@ def test_dense_baseline_has_lora_on_mlp(tiny_base) -> None:
     assert losses[-1] < losses[0]
 
 
-def test_gradient_checkpointing_routes_the_same_when_backward_is_inside(tiny_base) -> None:
-    cfg = ModelConfig(base=str(tiny_base), lora=LoraSettings(r=4, alpha=8))
-    grads = []
-    for checkpointing in (False, True):
-        torch.manual_seed(0)  # peft draws lora_A from the global generator
-        model, tok = build_model(cfg)
-        if checkpointing:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        model.train()
-        batch = tok(TEXTS, return_tensors="pt", padding=True)
-        with task_routing(model, torch.tensor([3, 0, 1]), "neko") as rec:
-            loss = model(**batch, labels=batch.input_ids).loss + rec.router_loss(batch.attention_mask)
+def _grads(cfg: ModelConfig, checkpointing: bool, backward_inside: bool) -> dict:
+    torch.manual_seed(0)  # peft draws lora_A from the global generator
+    model, tok = build_model(cfg)
+    if checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.train()
+    batch = tok(TEXTS, return_tensors="pt", padding=True)
+    with task_routing(model, torch.tensor([3, 0, 1]), "neko") as rec:
+        loss = model(**batch, labels=batch.input_ids).loss + rec.router_loss(batch.attention_mask)
+        if backward_inside:
             loss.backward()
-        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
-    assert grads[0].keys() == grads[1].keys()
-    for name, grad in grads[0].items():
-        torch.testing.assert_close(grads[1][name], grad, atol=1e-6, rtol=1e-4)
+    if not backward_inside:
+        loss.backward()
+    routers = [m for n, m in model.named_modules() if n.endswith("mlp.gate")]
+    assert all(not r._forward_hooks for r in routers)  # hooks gone once backward is through
+    assert not hasattr(model, "_neko_routing_hooks")
+    return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+def test_gradient_checkpointing_recompute_routes_like_the_forward(tiny_base) -> None:
+    cfg = ModelConfig(base=str(tiny_base), lora=LoraSettings(r=4, alpha=8))
+    want = _grads(cfg, checkpointing=False, backward_inside=False)
+    for inside in (True, False):
+        got = _grads(cfg, checkpointing=True, backward_inside=inside)
+        assert got.keys() == want.keys()
+        for name, grad in want.items():
+            torch.testing.assert_close(got[name], grad, atol=1e-6, rtol=1e-4)

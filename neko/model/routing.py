@@ -119,13 +119,15 @@ def task_routing(
 
     ``expert_ids``: LongTensor [batch], the task expert of each sequence (-1 = no task), or None for the
     plain router. Under beam search the batch grows by repeat_interleave; the ids follow. ``record=False``
-    keeps nothing (long generation). With gradient checkpointing, call ``backward()`` inside the block:
-    the recomputed forward must route exactly as the first one did.
+    keeps nothing (long generation). Gradient checkpointing recomputes each layer during ``backward()``,
+    possibly after the block has closed: the hooks then stay until that backward pass is through, so the
+    recomputed forward routes exactly as the first one (a later `task_routing` call also clears them).
     """
     import torch
 
     if mode not in ROUTING_MODES:
         raise unknown_choice("routing mode", mode, ROUTING_MODES)
+    _release_stale(model)
     routers = find_routers(model)
     if mode == "dense" or not routers:
         if mode != "dense":
@@ -134,13 +136,16 @@ def task_routing(
         return
     first = routers[0][1]
     recorder = RoutingRecorder(mode, first.num_experts, first.top_k)
+    state = {"open": True, "fresh": False, "pending": 0}
     shape: dict[str, int] = {}
     ids = None if expert_ids is None else torch.as_tensor(expert_ids, dtype=torch.long).reshape(-1)
 
     def on_embed(module, args):
-        # The embedding sees input_ids [batch, seq]: the only place the flattened router input's shape is known.
+        # The embedding sees input_ids [batch, seq]: the only place the flattened router input's shape is
+        # known. It lies outside the checkpointed layers, so it marks a fresh forward, never a recompute.
         if args and args[0].dim() == 2:
             shape["batch"], shape["seq"] = args[0].shape
+        state["fresh"] = True
 
     def per_token(n_tokens: int) -> torch.Tensor:
         if ids is None:
@@ -151,13 +156,23 @@ def task_routing(
             raise ConfigError(f"{len(ids)} expert ids do not fit a batch of {batch} sequences")
         return seq_ids.repeat_interleave(n_tokens // batch)
 
+    def on_backward_done(grad):
+        # The first router's logits get their gradient last, after every layer has been recomputed.
+        state["pending"] -= 1
+        if not state["open"] and state["pending"] == 0:
+            _remove(model, handles)
+
     def on_router(module, args, output):
         logits, weights, indices = output
         token_experts = per_token(logits.shape[0]).to(logits.device)
         if mode == "neko" and bool((token_experts >= 0).any()):
             weights, indices = neko_topk(logits, token_experts, module.top_k)
             weights = weights.to(output[1].dtype)
-        if record:
+        if module is first and state["fresh"] and logits.requires_grad:
+            state["fresh"] = False
+            state["pending"] += 1
+            logits.register_hook(on_backward_done)
+        if record and state["open"]:
             recorder.token_experts.append(token_experts)
             recorder.logits.append(logits)
             recorder.indices.append(indices.detach())
@@ -169,5 +184,24 @@ def task_routing(
     try:
         yield recorder
     finally:
-        for handle in handles:
-            handle.remove()
+        state["open"] = False
+        checkpointing = any(getattr(m, "gradient_checkpointing", False) for m in model.modules())
+        if checkpointing and state["pending"] > 0 and torch.is_grad_enabled():
+            model._neko_routing_hooks = handles  # released by on_backward_done or the next call
+        else:
+            _remove(model, handles)
+
+
+def _remove(model: nn.Module, handles: list) -> None:
+    """Remove routing hooks (idempotent) and forget them on the model."""
+    for handle in handles:
+        handle.remove()
+    if getattr(model, "_neko_routing_hooks", None) is handles:
+        del model._neko_routing_hooks
+
+
+def _release_stale(model: nn.Module) -> None:
+    """Remove hooks left waiting for a backward pass that never came."""
+    stale = getattr(model, "_neko_routing_hooks", None)
+    if stale is not None:
+        _remove(model, stale)
