@@ -71,6 +71,51 @@ bench-train:  ## padding share and non-padding tokens/s: naive fixed-size vs tok
 test-ddp:  ## 2 CPU processes (gloo DDP under torchrun) train the tiny MoE like 1 process with 2-step accumulation
 	$(PY) -m pytest -q -m slow tests/test_train_ddp.py
 
+# ---- generated training data (docs/DATA_GENERATION.md). Every step resumes where a killed run stopped:
+# rerun `make data` to continue. WORKERS=2 doubles the speed when the machine is otherwise idle.
+GEN ?= $(HOME)/.cache/neko/generated
+WORKERS ?= 1
+ASR_N ?= 2000
+ASR_DEV_N ?= 125
+ASR_CONDITIONS ?= clean noisy reverb telephone
+OCR_N ?= 1000
+OCR_DEV_N ?= 100
+ASR_GEN = HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 neko prepare asr-nbest --out $(GEN) --workers $(WORKERS)
+OCR_GEN = OMP_THREAD_LIMIT=1 neko prepare ocr-lines --out $(GEN)
+.PHONY: install-data data data-asr-first data-asr-rest data-ocr data-manifest data-smoke
+
+install-data:  ## engines for `make data`: Debian TTS/OCR/text packages, then the pinned `data` extra
+	apt-get update -q && apt-get install -y -q espeak-ng sox tesseract-ocr tesseract-ocr-eng wordnet-base fortunes \
+		fonts-dejavu-core fonts-liberation
+	$(PY) -m pip install -q -e '.[data]'
+
+data: data-asr-first data-ocr data-asr-rest data-manifest  ## the full generated mixture in $(GEN) (hours; resumable)
+
+data-asr-first:  ## first usable set: Whisper tiny, clean + noisy x 750, then the 4 x ASR_DEV_N dev utterances
+	set -e; for c in clean noisy; do $(ASR_GEN) --condition $$c --n 750; done
+	set -e; for c in $(ASR_CONDITIONS); do $(ASR_GEN) --condition $$c --split dev --n $(ASR_DEV_N); done
+
+data-asr-rest:  ## Whisper tiny + base on shared audio (2 conditions), tiny to ASR_N in all 4, pocketsphinx (weak)
+	set -e; for c in noisy telephone; do \
+		$(ASR_GEN) --condition $$c --recognizer whisper-tiny,whisper-base --n 750; \
+		$(ASR_GEN) --condition $$c --recognizer whisper-base --split dev --n $(ASR_DEV_N); done
+	set -e; for c in $(ASR_CONDITIONS); do $(ASR_GEN) --condition $$c --n $(ASR_N); done
+	$(ASR_GEN) --condition clean --recognizer pocketsphinx --n 300
+
+data-ocr:  ## Tesseract n-best lines at severities 1-3, train and dev
+	set -e; for s in 1 2 3; do $(OCR_GEN) --severity $$s --n $(OCR_N); $(OCR_GEN) --severity $$s --split dev --n $(OCR_DEV_N); done
+
+data-manifest:  ## manifest of prepared + generated data (task, split, count, 1-best / oracle scores)
+	neko prepare manifest --dirs $(PREPARED) $(GEN) --out $(GEN)/manifest.json
+
+SMOKE ?= $(HOME)/.cache/neko/smoke
+data-smoke:  ## CI-sized: 3 sentences with each engine, then check schema, distinct hypotheses, no HyPoradise test text
+	rm -rf $(SMOKE)
+	HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 neko prepare asr-nbest --out $(SMOKE) --condition noisy --n 3 --quiet \
+		--recognizer whisper-tiny,whisper-base,pocketsphinx
+	OMP_THREAD_LIMIT=1 neko prepare ocr-lines --out $(SMOKE) --severity 2 --n 3 --quiet
+	neko prepare manifest --dirs $(SMOKE) --out $(SMOKE)/manifest.json --check
+
 # ---- non-neural baselines and oracles (docs/BASELINES.md): one text table per record set and normaliser
 BASELINES ?= $(HOME)/.cache/neko/baselines
 HYPORADISE_TEST := atis chime4 cv ls_clean ls_other swbd wsj_score

@@ -6,7 +6,18 @@ Every module here has ``HELP``, ``add_arguments(parser)``, ``run(args)`` and a t
 
 from __future__ import annotations
 
-from data_prep import fce, hyporadise, icdar2017, jfleg, overproof, prepare_all, wmt
+from data_prep import (
+    asr_nbest,
+    fce,
+    hyporadise,
+    icdar2017,
+    jfleg,
+    mixture,
+    ocr_lines,
+    overproof,
+    prepare_all,
+    wmt,
+)
 
 PREPARERS: dict = {
     "hyporadise": hyporadise,
@@ -16,4 +27,7 @@ PREPARERS: dict = {
     "fce": fce,
     "jfleg": jfleg,
     "all": prepare_all,
+    "asr-nbest": asr_nbest,
+    "ocr-lines": ocr_lines,
+    "manifest": mixture,
 }

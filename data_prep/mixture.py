@@ -115,6 +115,23 @@ def build_manifest(dirs: list[Path]) -> list[ManifestRow]:
     return [summarize_file(p) for p in dataset_files(dirs)]
 
 
+def check_generated(path: Path, blocklist: set[str]) -> list[str]:
+    """Problems in a generated file: schema (``read_records``), repeated hypotheses, ASR references that equal a
+    HyPoradise test reference (after normalisation). Empty when the file is sound."""
+    from data_prep.normalize import normalize_text
+
+    problems = []
+    for i, record in enumerate(read_records(path), start=1):
+        where = f"{path}:{i}"
+        if len(set(record.hypotheses)) != len(record.hypotheses):
+            problems.append(f"{where}: repeated hypotheses")
+        if not record.references:
+            problems.append(f"{where}: no reference")
+        elif normalize_text(record.references[0]) in blocklist:
+            problems.append(f"{where}: reference equals a HyPoradise test reference")
+    return problems
+
+
 def format_table(rows: list[ManifestRow]) -> str:
     """A plain-text table: dataset, task, split, count, metric, 1-best, oracle, mean n-best size."""
     lines = [
@@ -139,6 +156,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="folders to scan (default: ~/.cache/neko/prepared and ~/.cache/neko/generated)",
     )
     parser.add_argument("--out", type=Path, default=Path("manifest.json"), help="manifest JSON to write")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="also check every file as generated data (schema, distinct hypotheses, no "
+        "HyPoradise test reference); problems exit with status 2",
+    )
+    parser.add_argument("--data", default=None, help="shared data folder, for --check's HyPoradise blocklist")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -157,4 +181,16 @@ def run(args: argparse.Namespace) -> int:
     }
     args.out.write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
     print(f"{len(rows)} dataset files -> {args.out}")
+    if args.check:
+        from data_prep.text_sources import hyporadise_blocklist
+        from neko.errors import NekoError
+        from neko.paths import data_dir
+
+        blocklist = hyporadise_blocklist(data_dir(args.data) / "hyporadise")
+        problems = [p for f in dataset_files(dirs) for p in check_generated(f, blocklist)]
+        for problem in problems[:20]:
+            print(problem)
+        if problems:
+            raise NekoError(f"{len(problems)} problem(s) in generated data (first ones above)")
+        print(f"check: {len(rows)} files sound (schema, distinct hypotheses, no HyPoradise test reference)")
     return 0

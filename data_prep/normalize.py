@@ -10,8 +10,6 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from num2words import num2words
-
 # Typographic characters that are the same word-internal mark as an ASCII one.
 _TRANSLATE = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u2013": "-", "\u2014": " - "})
 _CURRENCY = {"$": "dollars", "\u00a3": "pounds", "\u20ac": "euros"}
@@ -23,6 +21,13 @@ _THOUSANDS = re.compile(r"\b(\d{1,3}(?:,\d{3})+)\b")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _NOT_WORD = re.compile(r"[^a-z' ]+")
 _LONE_APOSTROPHE = re.compile(r"(?<![a-z])'|'(?![a-z])")
+
+
+def num2words(value: int, **options) -> str:
+    """``num2words.num2words`` imported on first use (the ``data`` extra), so ``neko --help`` needs no extra."""
+    from num2words import num2words as spell
+
+    return spell(value, **options)
 
 
 def number_to_words(token: str) -> str:

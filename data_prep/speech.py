@@ -1,7 +1,10 @@
 """Text to 16 kHz speech and its degradation: piper and espeak-ng voices, sox effects, noise at a target SNR.
 
 A condition is a named recipe (``CONDITIONS``) that draws every random choice from one generator seeded by the
-utterance id, so the same id always gives the same waveform. Engines load lazily, once per process.
+utterance id, so the same id always gives the same recipe (voice, speed, pitch, effects, SNR, noise) and, for
+espeak-ng voices, the same waveform bit for bit. Piper's ONNX graph samples its own noise with onnxruntime
+kernels whose generator state persists across calls (re-seeding needs a new session: +2 s per utterance), so
+piper waveforms differ slightly from run to run. Engines load lazily, once per process.
 """
 
 from __future__ import annotations
@@ -113,7 +116,8 @@ def _wav_to_float(wav: bytes) -> tuple[np.ndarray, int]:
 def sox(audio: np.ndarray, rate: int, effects: list[str]) -> np.ndarray:
     """Run ``audio`` through a sox effect chain and return 16 kHz mono float32.
 
-    A leading ``gain -3`` keeps headroom because ``-G`` cannot reclaim it in a pipe.
+    A leading ``gain -3`` keeps headroom because ``-G`` cannot reclaim it in a pipe; ``-D -R`` (no dither,
+    repeatable random numbers) make the output the same on every run.
     """
     if shutil.which("sox") is None:
         raise FileNotFoundError("sox is not installed (see `make install-data`)")
@@ -121,6 +125,8 @@ def sox(audio: np.ndarray, rate: int, effects: list[str]) -> np.ndarray:
     raw = ["-t", "raw", "-e", "signed", "-b", "16", "-c", "1"]
     cmd = [
         "sox",
+        "-D",
+        "-R",
         *raw,
         "-r",
         str(rate),
