@@ -185,3 +185,17 @@ def test_huge_lists_and_long_hypotheses_are_corrected(capsys, ckpt, tmp_path):
         assert code == 0, err
         got = lines(out)
         assert [r["id"] for r in got] == ["many", "long"] and all(r["truncated"] for r in got)
+
+
+def test_from_pretrained_takes_the_checkpoints_guard(ckpt, tmp_path):
+    import shutil
+
+    from neko.infer.corrector import Corrector
+    from neko.infer.guard import GuardConfig
+
+    folder = Path(shutil.copytree(ckpt, tmp_path / "ckpt"))
+    data = json.loads((folder / "neko_config.json").read_text())
+    data["guard"] = {"max_edit_rate": 0.25, "max_length_ratio": 1.5}
+    (folder / "neko_config.json").write_text(json.dumps(data))
+    assert Corrector.from_pretrained(folder).config.guard == GuardConfig(0.25, 0.5, 1.5)
+    assert Corrector.from_pretrained(ckpt).config.guard == GuardConfig()

@@ -39,3 +39,29 @@ def test_harmful_edit_rate_counts_only_right_one_bests():
     hyps = [["a b c"], ["d e f"], ["g h x"]]
     assert harmful_edit_rate(["a b c", "d e x", "g h i"], hyps, refs) == 0.5
     assert harmful_edit_rate(["x", "y", "z"], [["q"]] * 3, refs) == 0.0
+
+
+def test_normalisation_is_the_tasks_own():
+    # ASR (hyporadise normaliser): casing and punctuation do not count; acronyms are spelled out.
+    assert (
+        judge("Turn OFF the lights, please!", ["turn o f f the lights please"], GuardConfig()).edit_rate == 0
+    )
+    # GEC (no normaliser): the capital and the full stop are part of the correction.
+    verdict = judge("He goes home.", ["he goes home"], GuardConfig(), task="gec")
+    assert verdict.edit_rate == pytest.approx(2 / 3)
+
+
+def test_guard_thresholds_are_read_back_from_the_checkpoint(tmp_path):
+    import json
+
+    from neko.errors import ConfigError
+    from neko.infer.loading import read_guard
+
+    assert read_guard(tmp_path) is None
+    (tmp_path / "neko_config.json").write_text(json.dumps({"model": {}, "training": {}}))
+    assert read_guard(tmp_path) is None
+    (tmp_path / "neko_config.json").write_text(json.dumps({"model": {}, "guard": {"max_edit_rate": 0.3}}))
+    assert read_guard(tmp_path) == GuardConfig(max_edit_rate=0.3)
+    (tmp_path / "neko_config.json").write_text(json.dumps({"guard": {"max_edit": 0.3}}))
+    with pytest.raises(ConfigError, match="valid keys: max_edit_rate"):
+        read_guard(tmp_path)

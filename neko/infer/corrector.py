@@ -80,19 +80,24 @@ class Corrector:
             mode: default mode of ``correct``: ``auto``, ``generate`` or ``select``.
             device: torch device; default the first GPU when there is one, else the CPU.
             threads: torch CPU threads (default: torch's choice, all cores).
-            config: other decoding settings (``mode`` overrides its mode).
+            config: other decoding settings (``mode`` overrides its mode). Without one, the guard
+                thresholds are the folder's (``neko_config.json`` key ``guard``) when it has them, else
+                the defaults; a given config is used as is.
         """
         import torch
 
         check_mode(mode)
         if threads:
             torch.set_num_threads(threads)
-        from neko.infer.loading import load_folder
+        from neko.infer.loading import load_folder, read_guard
 
         path = Path(name_or_path) if name_or_path is not None else default_model_dir()
+        if config is None:
+            saved = read_guard(path)  # before the slow load: a bad guard entry fails fast
+            config = InferConfig() if saved is None else InferConfig(guard=saved)
         model, tokenizer, model_config = load_folder(path)
         model.to(pick_device(device))
-        return cls(model, tokenizer, replace(config or InferConfig(), mode=mode), model_config)
+        return cls(model, tokenizer, replace(config, mode=mode), model_config)
 
     def correct(
         self,
@@ -182,7 +187,7 @@ class Corrector:
                 rec = recs[indices[start + j]]
                 if mode == "auto":
                     shown = [rec.hypotheses[k] for k in p.shown]
-                    final, fell_back = guard_output(text, shown, self.config.guard)
+                    final, fell_back = guard_output(text, shown, self.config.guard, rec.task)
                     outs.append(
                         Correction(
                             text=final,

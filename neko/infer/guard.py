@@ -5,17 +5,22 @@ edit distance from the generated text to the closest hypothesis and the length r
 the thresholds it returns the best (first) hypothesis instead and flags the fallback. ``calibrate_guard``
 picks the edit threshold that minimises corpus WER on dev data; ``harmful_edit_rate`` counts the damage a
 corrector does to inputs that were already right.
+
+Texts are compared after the task's own normaliser (``neko.metrics.normalizers``, the one its scores use:
+``hyporadise`` for ASR, lowercase without punctuation; ``none`` for MT, OCR and GEC, where casing and
+punctuation are part of the correction), then split into words.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 from rapidfuzz.distance import Levenshtein
 
-_PUNCT = re.compile(r"[^\w\s']")
+from neko.errors import ConfigError
+from neko.metrics.normalizers import get_normalizer
+from neko.tasks import get_task
 
 
 @dataclass
@@ -32,6 +37,17 @@ class GuardConfig:
     min_length_ratio: float = 0.5
     max_length_ratio: float = 2.0
 
+    @classmethod
+    def from_dict(cls, data: dict, where: str = "guard") -> GuardConfig:
+        """The thresholds of a dict (e.g. the ``guard`` key of ``neko_config.json``); unknown keys are an error."""
+        known = {f.name for f in fields(cls)}
+        if not isinstance(data, dict) or set(data) - known:
+            bad = sorted(set(data) - known) if isinstance(data, dict) else type(data).__name__
+            raise ConfigError(
+                f"{where}: invalid guard settings {bad}; valid keys: {', '.join(sorted(known))}"
+            )
+        return cls(**{k: float(v) for k, v in data.items()})
+
 
 @dataclass
 class GuardVerdict:
@@ -43,19 +59,19 @@ class GuardVerdict:
     length_ratio: float
 
 
-def words(text: str) -> list[str]:
-    """Lowercased words without punctuation: the guard compares content, not casing or commas."""
-    return _PUNCT.sub(" ", text.lower()).split()
+def words(text: str, task: str = "asr") -> list[str]:
+    """The words of ``text`` after the task's default normaliser (ASR: lowercase, no punctuation)."""
+    return get_normalizer(get_task(task).normalizer)(text).split()
 
 
-def judge(output: str, hypotheses: Sequence[str], config: GuardConfig) -> GuardVerdict:
+def judge(output: str, hypotheses: Sequence[str], config: GuardConfig, task: str = "asr") -> GuardVerdict:
     """Compare ``output`` with each hypothesis; accepted when the closest one is within the thresholds."""
     if not hypotheses:
         raise ValueError("the guard needs at least one hypothesis")
-    out = words(output)
+    out = words(output, task)
     best = (float("inf"), 0, 0)
     for i, hyp in enumerate(hypotheses):
-        ref = words(hyp)
+        ref = words(hyp, task)
         rate = Levenshtein.distance(out, ref) / max(len(ref), 1)
         if rate < best[0]:
             best = (rate, i, len(ref))
@@ -68,20 +84,22 @@ def judge(output: str, hypotheses: Sequence[str], config: GuardConfig) -> GuardV
     return GuardVerdict(accepted=accepted, closest=closest, edit_rate=rate, length_ratio=ratio)
 
 
-def guard_output(output: str, hypotheses: Sequence[str], config: GuardConfig) -> tuple[str, bool]:
+def guard_output(
+    output: str, hypotheses: Sequence[str], config: GuardConfig, task: str = "asr"
+) -> tuple[str, bool]:
     """(text, fallback): the output when the guard accepts it, else the first (best) hypothesis."""
-    if judge(output, hypotheses, config).accepted:
+    if judge(output, hypotheses, config, task).accepted:
         return output, False
     return hypotheses[0], True
 
 
-def corpus_wer(outputs: Sequence[str], references: Sequence[str]) -> float:
-    """Corpus WER (jiwer: total edits / total reference words) on the guard's word normalisation."""
-    import jiwer
+def corpus_wer(outputs: Sequence[str], references: Sequence[str], task: str = "asr") -> float:
+    """Corpus WER (``neko.metrics.wer``: total edits / total reference words) after the task's normaliser."""
+    from neko.metrics.wer import corpus_wer as wer
 
-    refs = [" ".join(words(r)) for r in references]
-    hyps = [" ".join(words(o)) for o in outputs]
-    return float(jiwer.wer(refs, hyps))
+    refs = [" ".join(words(r, task)) for r in references]
+    hyps = [" ".join(words(o, task)) for o in outputs]
+    return wer(refs, hyps).rate
 
 
 def calibrate_guard(
@@ -91,7 +109,8 @@ def calibrate_guard(
     *,
     grid: Sequence[float] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.5, float("inf")),
     base: GuardConfig | None = None,
-    wer: Callable[[Sequence[str], Sequence[str]], float] = corpus_wer,
+    wer: Callable[[Sequence[str], Sequence[str]], float] | None = None,
+    task: str = "asr",
 ) -> tuple[GuardConfig, list[dict[str, float]]]:
     """Pick the ``max_edit_rate`` of ``grid`` whose guarded outputs have the lowest dev WER.
 
@@ -101,7 +120,9 @@ def calibrate_guard(
         references: their references, aligned with ``outputs``.
         grid: candidate thresholds; ``inf`` means no edit-distance check (length bounds still apply).
         base: the other thresholds (length ratio bounds); default ``GuardConfig()``.
-        wer: corpus scorer ``(outputs, references) -> WER``; default jiwer on the guard's normalisation.
+        wer: corpus scorer ``(outputs, references) -> WER``; default ``corpus_wer`` after the task's
+            normaliser.
+        task: whose prompt and normaliser the records use.
 
     Returns:
         The chosen config, and one row per threshold: ``{max_edit_rate, wer, fallback_rate}``. Ties go to
@@ -110,10 +131,11 @@ def calibrate_guard(
     if not (len(outputs) == len(hypotheses) == len(references)) or not outputs:
         raise ValueError("calibrate_guard needs the same non-zero number of outputs, lists and references")
     base = base or GuardConfig()
+    wer = wer or (lambda outs, refs: corpus_wer(outs, refs, task))
     rows = []
     for threshold in grid:
         config = replace(base, max_edit_rate=threshold)
-        guarded = [guard_output(o, h, config) for o, h in zip(outputs, hypotheses, strict=True)]
+        guarded = [guard_output(o, h, config, task) for o, h in zip(outputs, hypotheses, strict=True)]
         rows.append(
             {
                 "max_edit_rate": threshold,
@@ -126,7 +148,10 @@ def calibrate_guard(
 
 
 def harmful_edit_rate(
-    outputs: Sequence[str], hypotheses: Sequence[Sequence[str]], references: Sequence[str]
+    outputs: Sequence[str],
+    hypotheses: Sequence[Sequence[str]],
+    references: Sequence[str],
+    task: str = "asr",
 ) -> float:
     """Share of the utterances whose 1-best was right that the corrector made wrong.
 
@@ -135,7 +160,7 @@ def harmful_edit_rate(
     """
     right = harmed = 0
     for out, hyps, ref in zip(outputs, hypotheses, references, strict=True):
-        if hyps and words(hyps[0]) == words(ref):
+        if hyps and words(hyps[0], task) == words(ref, task):
             right += 1
-            harmed += words(out) != words(ref)
+            harmed += words(out, task) != words(ref, task)
     return harmed / right if right else 0.0

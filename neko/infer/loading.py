@@ -2,16 +2,20 @@
 
 A checkpoint holds a LoRA adapter over a base that ``neko.model.io`` rebuilds; an export holds plain
 transformers weights (LoRA merged, or beside them in ``adapter/``). Both carry ``neko_config.json``, the
-resolved ``ModelConfig`` that inference reads back (routing, expert map). LoRA is merged for inference: the
-same function, one matrix product fewer per layer.
+resolved ``ModelConfig`` that inference reads back (routing, expert map), and may carry the guard
+thresholds calibrated on dev data (key ``guard``, a dict of ``GuardConfig`` fields). LoRA is merged for
+inference: the same function, one matrix product fewer per layer.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from neko.errors import NekoError
+
+if TYPE_CHECKING:
+    from neko.infer.guard import GuardConfig
 
 
 def load_folder(path: str | Path) -> tuple[Any, Any, Any]:
@@ -42,3 +46,21 @@ def load_folder(path: str | Path) -> tuple[Any, Any, Any]:
 
         cfg = read_config(path)[0]
     return model.eval(), tokenizer, cfg
+
+
+def read_guard(path: str | Path) -> GuardConfig | None:
+    """The guard thresholds saved in a folder's ``neko_config.json`` (key ``guard``), or None when absent."""
+    import json
+
+    from neko.errors import ConfigError
+    from neko.infer.guard import GuardConfig
+
+    file = Path(path) / "neko_config.json"
+    if not file.is_file():
+        return None
+    try:
+        data = json.loads(file.read_text())
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{file}:{exc.lineno}: invalid JSON ({exc.msg})") from exc
+    guard = data.get("guard") if isinstance(data, dict) else None
+    return None if guard is None else GuardConfig.from_dict(guard, where=str(file))

@@ -1,0 +1,83 @@
+"""``select`` with prefix sharing: the shared-prompt scores equal unshared forward passes to 1e-4."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from neko.infer import select
+from neko.infer.generate import left_pad
+from neko.infer.select import score_shared, select_best
+from neko.model.tiny import tiny_dense_model, tiny_tokenizer
+
+torch.set_num_threads(1)
+
+TOK = tiny_tokenizer()
+PROMPTS = [
+    "correct the transcription: the quick brown fox | the quick brown box",
+    "fix the grammar: he go to school",
+    "translate: the weather today is sunny with a chance of rain in the evening",
+]
+HYPS = [
+    [" the quick brown fox", " the quick brown box", " the quick brown fox jumps over the lazy dog"],
+    [" he goes to school", ""],  # an empty hypothesis is scored by its EOS alone
+    [" sunny", " the weather today is sunny"],
+]
+
+
+def model_of(family: str):
+    if family == "moe":
+        from neko.model.upcycle import upcycle
+
+        return upcycle(tiny_dense_model(seed=3), num_experts=4, top_k=2).eval()
+    return tiny_dense_model(family, seed=3)
+
+
+def encode(text: str) -> list[int]:
+    return TOK(text, add_special_tokens=False)["input_ids"]
+
+
+def plain_score(model, prompt: list[int], cont: list[int]) -> float:
+    """The definition: one unpadded forward pass over prompt + continuation + EOS."""
+    full = cont + [TOK.eos_token_id]
+    logp = torch.log_softmax(model(torch.tensor([prompt + full])).logits[0].float(), -1)
+    return sum(logp[len(prompt) - 1 + k, t].item() for k, t in enumerate(full))
+
+
+def unshared_scores(model, pairs: list[tuple[list[int], list[int]]]) -> list[float]:
+    """The former implementation: every (prompt + continuation + EOS) left-padded in ONE forward pass."""
+    seqs = [p + c + [TOK.eos_token_id] for p, c in pairs]
+    ids, mask = left_pad(seqs, TOK.pad_token_id, "cpu")
+    logits = model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0)).logits
+    logp = torch.log_softmax(logits.float(), -1)
+    width = ids.shape[1]
+    return [
+        sum(logp[row, width - len(c) - 2 + k, t].item() for k, t in enumerate(c + [TOK.eos_token_id]))
+        for row, (_, c) in enumerate(pairs)
+    ]
+
+
+@pytest.mark.parametrize("family", ["llama", "qwen2", "moe"])
+@pytest.mark.parametrize("chunk_tokens", [2048, 1])  # one chunk of all pairs; one pair per chunk
+def test_shared_prefix_scores_equal_unshared_passes(family, chunk_tokens, monkeypatch):
+    monkeypatch.setattr(select, "CHUNK_TOKENS", chunk_tokens)
+    monkeypatch.setattr(select, "LOGIT_ROWS", 3)  # several logit chunks, even on tiny inputs
+    model = model_of(family)
+    prompts = [encode(p) for p in PROMPTS]
+    owners = [r for r, hyps in enumerate(HYPS) for _ in hyps]
+    conts = [encode(h) for hyps in HYPS for h in hyps]
+    shared = score_shared(model, TOK, prompts, owners, conts)
+    pairs = [(prompts[r], c) for r, c in zip(owners, conts, strict=True)]
+    assert shared == pytest.approx(unshared_scores(model, pairs), abs=1e-4)
+    assert shared == pytest.approx([plain_score(model, p, c) for p, c in pairs], abs=1e-4)
+    mean = score_shared(model, TOK, prompts, owners, conts, reduce="mean")
+    assert mean == pytest.approx([s / (len(c) + 1) for s, c in zip(shared, conts, strict=True)], abs=1e-5)
+
+
+def test_select_best_scores_repeats_once_and_breaks_ties_to_the_first():
+    model = model_of("llama")
+    prompt = encode(PROMPTS[0])
+    a, b = encode(HYPS[0][0]), encode(HYPS[0][1])
+    (best, scores), (single, _) = select_best(model, TOK, [prompt, prompt], [[a, b, a], [b]])
+    assert scores[0] == scores[2] and best == max(range(3), key=lambda i: (scores[i], -i))
+    assert single == 0
