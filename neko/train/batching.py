@@ -16,13 +16,14 @@ from neko.model.config import ModelConfig
 from neko.records import Record
 from neko.tasks import IGNORE_INDEX, encode_example
 from neko.train.config import DataSource, TrainConfig
-from neko.train.mixture import Mixture, open_source
+from neko.train.mixture import Mixture, open_sources
 from neko.train.sampler import DynamicBucketingSampler, estimate_bucket_edges
 
 
 def build_mixture(sources: list[DataSource], alpha: float, seed: int) -> Mixture:
     """The seeded mixture of the recipe's data sources."""
-    return Mixture([open_source(s.path, s.name, s.weight) for s in sources], alpha=alpha, seed=seed)
+    opened = [source for s in sources for source in open_sources(s.path, s.name, s.weight)]
+    return Mixture(opened, alpha=alpha, seed=seed)
 
 
 def build_sampler(train: TrainConfig, tokenizer: Any) -> DynamicBucketingSampler[Record]:

@@ -52,8 +52,9 @@ class TrainConfig:
         max_steps: optimiser steps of the run.
         eval_every, save_every, log_every: in optimiser steps (0 = never; a final save always happens).
         dev: held-out records for the dev loss and decoding (a dev split, never a test split).
-        dev_size: dev records scored with greedy decoding (corpus-level metric per task).
-        dev_loss_size: dev records in the dev loss.
+        dev_size: dev records of each dev source scored with greedy decoding (corpus-level metric per task),
+            at the first step of a fresh run, every ``eval_every`` steps and at the last step.
+        dev_loss_size: dev records of each dev source in the dev loss.
         max_new_tokens: decoding limit for the dev metrics.
         seed, threads: RNG seed; torch CPU threads.
     """

@@ -22,12 +22,15 @@ _BATCH = 8  # rows of a dev-loss batch (sorted by length, so padding stays small
 
 
 def load_dev(train: TrainConfig) -> tuple[list[Record], list[Record]]:
-    """(records for the dev loss, records to decode): seeded subsets of the dev sources."""
-    records = [r for source in train.dev for path in expand_paths(source.path) for r in read_records(path)]
-    records = [r for r in records if r.references]
+    """(records for the dev loss, records to decode): seeded subsets of EACH dev source, so that a small dev
+    set of one task is not drowned by a large one of another."""
     rng = random.Random(train.seed)
-    loss_set = rng.sample(records, min(train.dev_loss_size, len(records)))
-    decode_set = rng.sample(records, min(train.dev_size, len(records)))
+    loss_set: list[Record] = []
+    decode_set: list[Record] = []
+    for source in train.dev:
+        records = [r for path in expand_paths(source.path) for r in read_records(path) if r.references]
+        loss_set += rng.sample(records, min(train.dev_loss_size, len(records)))
+        decode_set += rng.sample(records, min(train.dev_size, len(records)))
     return loss_set, decode_set
 
 

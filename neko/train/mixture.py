@@ -158,3 +158,12 @@ def open_source(path: str, name: str | None = None, weight: float = 1.0) -> Mixt
     """A mixture source from a path or glob; the name defaults to the stem of the first file."""
     paths = expand_paths(path)
     return MixtureSource(name=name or paths[0].stem, records=LazyRecords(paths), weight=weight)
+
+
+def open_sources(path: str, name: str | None = None, weight: float = 1.0) -> list[MixtureSource]:
+    """The mixture sources of one recipe entry: a named entry is one source over every file it matches; an
+    unnamed glob is one source per file (named by its stem), so that each generated condition is its own
+    dataset in the mixture without listing files that may not exist yet."""
+    if name is not None:
+        return [open_source(path, name, weight)]
+    return [open_source(str(p), None, weight) for p in expand_paths(path)]

@@ -131,6 +131,18 @@ def train(config: RunConfig, resume: bool = False, stop_after: int | None = None
             accelerator, model, optimizer, scheduler, sampler, config, step, {"tokens": tokens_seen}
         )
 
+    def evaluate() -> None:
+        if not (dev_loss_set or dev_decode_set):
+            return
+        inner.eval()
+        row = {"step": step, "dev_loss": dev_loss(inner, tokenizer, dev_loss_set, tc, config.model)}
+        row["dev"] = dev_metrics(inner, tokenizer, dev_decode_set, tc, config.model)
+        inner.train()
+        if accelerator.is_main_process:
+            _append_jsonl(metrics_path, row)
+
+    if step == 0:
+        evaluate()  # the "before" figures of the run
     with _StopFlag() as stop:
         while step < tc.max_steps:
             started = time.perf_counter()
@@ -178,13 +190,8 @@ def train(config: RunConfig, resume: bool = False, stop_after: int | None = None
                 _append_jsonl(metrics_path, row)
                 bar.set_postfix(loss=f"{row['loss']:.3f}", tok_s=f"{row['tokens_per_s']:.0f}")
             bar.update(1)
-            if tc.eval_every and step % tc.eval_every == 0 and (dev_loss_set or dev_decode_set):
-                inner.eval()
-                row = {"step": step, "dev_loss": dev_loss(inner, tokenizer, dev_loss_set, tc, config.model)}
-                row["dev"] = dev_metrics(inner, tokenizer, dev_decode_set, tc, config.model)
-                inner.train()
-                if accelerator.is_main_process:
-                    _append_jsonl(metrics_path, row)
+            if step == tc.max_steps or (tc.eval_every and step % tc.eval_every == 0):
+                evaluate()
             stopping = stop.raised or (stop_after is not None and step >= stop_after)
             if accelerator.num_processes > 1:
                 flag = accelerator.reduce(torch.tensor([int(stopping)], device=accelerator.device), "sum")
