@@ -234,3 +234,12 @@ def test_tesseract_reads_a_clean_line(tmp_path):
     assert record["hypotheses"][0] == "The quick brown fox jumps."
     write_records(tmp_path / "o.jsonl", [Record(**record)])
     assert next(read_records(tmp_path / "o.jsonl")).task == "ocr"
+
+
+@pytest.mark.slow
+def test_real_pool_never_holds_a_hyporadise_test_reference(shared_data):
+    blocked = text_sources.hyporadise_blocklist(shared_data / "hyporadise")
+    pool, stats = text_sources.default_pool(shared_data)
+    assert len(blocked) > 10000 and len(pool) > 20000
+    assert not any(s.normalized in blocked for s in pool)
+    assert sum(stats.kept.values()) == len(pool)
