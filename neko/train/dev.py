@@ -62,42 +62,26 @@ def dev_loss(
     return total / count if count else float("nan")
 
 
-def greedy_decode(
-    model: Any, tokenizer: Any, record: Record, model_cfg: ModelConfig, max_new_tokens: int
-) -> str:
-    """The greedy correction of one record (one at a time: no left-padding subtleties)."""
-    import torch
-
-    device = next(model.parameters()).device
-    ids = torch.tensor([encode_prompt(tokenizer, record)], device=device)
-    experts = None
-    if model_cfg.routing != "dense":
-        experts = torch.tensor([model_cfg.expert_for(record.task, record.dataset)], device=device)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    with torch.no_grad(), _routing(model, model_cfg, experts):
-        out = model.generate(
-            input_ids=ids,
-            attention_mask=torch.ones_like(ids),
-            max_new_tokens=max_new_tokens,
-            do_sample=False,
-            eos_token_id=tokenizer.eos_token_id,
-            pad_token_id=pad,
-        )
-    return tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True).strip()
-
-
 def dev_metrics(
     model: Any, tokenizer: Any, records: list[Record], train: TrainConfig, model_cfg: ModelConfig
 ) -> dict[str, dict[str, Any]]:
-    """Per task, the corpus-level metrics (``neko.metrics.score_corpus``) of greedy corrections."""
+    """Per task, the corpus-level metrics (``neko.metrics.score_corpus``) of greedy corrections.
+
+    Decoding goes through the inference code (``neko.infer.Corrector``, ``generate`` mode, batched, no task
+    hint: the router alone picks the experts), so the dev figures measure what users will get.
+    """
+    from neko.infer.config import InferConfig
+    from neko.infer.corrector import Corrector
     from neko.metrics import score_corpus
+
+    corrector = Corrector(model, tokenizer, InferConfig(mode="generate", max_new_tokens=train.max_new_tokens))
 
     by_task: dict[str, list[Record]] = defaultdict(list)
     for record in records:
         by_task[record.task].append(record)
     results = {}
     for task, items in sorted(by_task.items()):
-        predictions = [greedy_decode(model, tokenizer, r, model_cfg, train.max_new_tokens) for r in items]
+        predictions = [c.text for c in corrector.correct_many(items, batch_size=_BATCH)]
         scores = score_corpus(task, predictions, items)
         results[task] = {k: v for k, v in scores.items() if not k.endswith("_counts")}
     return results
