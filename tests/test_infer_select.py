@@ -1,4 +1,4 @@
-"""``select`` with prefix sharing: the shared-prompt scores equal unshared forward passes to 1e-4."""
+"""``select`` with prefix sharing (prompt once, hypotheses as a trie): scores equal unshared passes to 1e-4."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 
 from neko.infer import select
 from neko.infer.generate import left_pad
-from neko.infer.select import score_shared, select_best
+from neko.infer.select import Trie, score_shared, select_best
 from neko.model.tiny import tiny_dense_model, tiny_tokenizer
 
 torch.set_num_threads(1)
@@ -58,20 +58,28 @@ def unshared_scores(model, pairs: list[tuple[list[int], list[int]]]) -> list[flo
 
 
 @pytest.mark.parametrize("family", ["llama", "qwen2", "moe"])
-@pytest.mark.parametrize("chunk_tokens", [2048, 1])  # one chunk of all pairs; one pair per chunk
-def test_shared_prefix_scores_equal_unshared_passes(family, chunk_tokens, monkeypatch):
-    monkeypatch.setattr(select, "CHUNK_TOKENS", chunk_tokens)
+def test_shared_prefix_scores_equal_unshared_passes(family, monkeypatch):
     monkeypatch.setattr(select, "LOGIT_ROWS", 3)  # several logit chunks, even on tiny inputs
     model = model_of(family)
     prompts = [encode(p) for p in PROMPTS]
-    owners = [r for r, hyps in enumerate(HYPS) for _ in hyps]
-    conts = [encode(h) for hyps in HYPS for h in hyps]
-    shared = score_shared(model, TOK, prompts, owners, conts)
-    pairs = [(prompts[r], c) for r, c in zip(owners, conts, strict=True)]
-    assert shared == pytest.approx(unshared_scores(model, pairs), abs=1e-4)
-    assert shared == pytest.approx([plain_score(model, p, c) for p, c in pairs], abs=1e-4)
-    mean = score_shared(model, TOK, prompts, owners, conts, reduce="mean")
-    assert mean == pytest.approx([s / (len(c) + 1) for s, c in zip(shared, conts, strict=True)], abs=1e-5)
+    hyps = [[encode(h) for h in record] for record in HYPS]
+    shared = score_shared(model, TOK, prompts, hyps)
+    pairs = [(prompts[r], h) for r, record in enumerate(hyps) for h in record]
+    flat = [s for record in shared for s in record]
+    assert flat == pytest.approx(unshared_scores(model, pairs), abs=1e-4)
+    assert flat == pytest.approx([plain_score(model, p, c) for p, c in pairs], abs=1e-4)
+    mean = [s for record in score_shared(model, TOK, prompts, hyps, reduce="mean") for s in record]
+    assert mean == pytest.approx([s / (len(c) + 1) for s, (_, c) in zip(flat, pairs, strict=True)], abs=1e-5)
+
+
+def test_trie_shares_prefixes():
+    trie = Trie()
+    for h in ([1, 2, 3], [1, 2, 4], [1, 2, 3], [], [5]):
+        trie.add(h)
+    assert trie.tokens == [1, 2, 3, 4, 5] and trie.parents == [-1, 0, 1, 1, -1]
+    assert trie.paths == [[0, 1, 2], [0, 1, 3], [0, 1, 2], [], [4]]
+    seen = trie.ancestors(6)
+    assert seen[3].tolist() == [True, True, False, True, False, False]
 
 
 def test_select_best_scores_repeats_once_and_breaks_ties_to_the_first():
@@ -81,3 +89,13 @@ def test_select_best_scores_repeats_once_and_breaks_ties_to_the_first():
     (best, scores), (single, _) = select_best(model, TOK, [prompt, prompt], [[a, b, a], [b]])
     assert scores[0] == scores[2] and best == max(range(3), key=lambda i: (scores[i], -i))
     assert single == 0
+
+
+def test_select_best_splits_passes_without_changing_scores(monkeypatch):
+    model = model_of("llama")
+    prompts = [encode(p) for p in PROMPTS]
+    hyps = [[encode(h) for h in record] for record in HYPS]
+    whole = select_best(model, TOK, prompts, hyps)
+    monkeypatch.setattr(select, "PASS_TOKENS", 1)  # one record a pass
+    for (b1, s1), (b2, s2) in zip(whole, select_best(model, TOK, prompts, hyps), strict=True):
+        assert b1 == b2 and s1 == pytest.approx(s2, abs=1e-5)

@@ -143,7 +143,8 @@ class Corrector:
 
     def _select(self, recs, indices, prepared: list[Prepared], batch_size, progress) -> list[Correction]:
         outs: list[Correction | None] = [None] * len(prepared)
-        lengths = [len(p.prompt_ids) * len(p.hypothesis_ids) for p in prepared]
+        # The prompt pass dominates (each prompt runs once): batch by prompt length to keep padding small.
+        lengths = [len(p.prompt_ids) for p in prepared]
         for batch in length_batches(lengths, batch_size):
             picks = select_best(
                 self.model,
