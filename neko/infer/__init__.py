@@ -6,7 +6,7 @@ One concept per module:
 - ``correction``: ``Correction``, the result of correcting one record.
 - ``prompt``: the token budget around the task's own prompt (``neko.tasks``), shared with training.
 - ``generate``: batched autoregressive decoding (length-sorted, left-padded, KV cache).
-- ``select``: scoring every hypothesis in one batched forward pass and returning the best one.
+- ``select``: scoring every hypothesis (prompt run once, n-best as a token trie) and returning the best one.
 - ``guard``: falling back to a hypothesis when the generated text strays; calibration; harmful-edit rate.
 - ``corrector``: ``Corrector``, the public API (``neko.Corrector``).
 - ``loading``: reading a `neko train` checkpoint or a `neko export` folder.
