@@ -16,7 +16,9 @@ class InputError(NekoError):
         self.message = message
         self.unit = unit
         location = f"{self.path}:{where}" if where is not None else self.path
-        super().__init__(f"{location}: {message}" if unit == "line" else f"{self.path} ({unit} {where}): {message}")
+        super().__init__(
+            f"{location}: {message}" if unit == "line" else f"{self.path} ({unit} {where}): {message}"
+        )
 
 
 class ConfigError(NekoError):

@@ -113,7 +113,9 @@ def iter_json_lines(path: str | os.PathLike) -> Iterator[tuple[int, Any]]:
             try:
                 line = handle.readline()
             except UnicodeDecodeError as exc:
-                raise InputError(str(path), lineno, f"not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+                raise InputError(
+                    str(path), lineno, f"not valid UTF-8 ({exc.reason} at byte {exc.start})"
+                ) from None
             if not line:
                 return
             if not line.strip():
