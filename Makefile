@@ -71,6 +71,10 @@ bench-train:  ## padding share and non-padding tokens/s: naive fixed-size vs tok
 test-ddp:  ## 2 CPU processes (gloo DDP under torchrun) train the tiny MoE like 1 process with 2-step accumulation
 	$(PY) -m pytest -q -m slow tests/test_train_ddp.py
 
+.PHONY: test-deepspeed
+test-deepspeed:  ## DeepSpeed ZeRO-2 (1 and 2 CPU processes) and ZeRO-3 train, save, resume the tiny MoE (~2 min; needs `pip install -e '.[deepspeed]'`)
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -m slow tests/test_train_deepspeed.py
+
 # ---- generated training data (docs/DATA_GENERATION.md). Every step resumes where a killed run stopped:
 # rerun `make data` to continue. WORKERS=2 doubles the speed when the machine is otherwise idle.
 GEN ?= $(HOME)/.cache/neko/generated

@@ -87,6 +87,7 @@ def save_checkpoint(
     weights = trainable_state(accelerator, model)
     if deepspeed:
         accelerator.save_state(str(tmp / "deepspeed"))
+        accelerator.wait_for_everyone()  # every rank has written its shard before the folder is renamed
     if accelerator.is_main_process:
         tmp.mkdir(parents=True, exist_ok=True)
         save_file(weights, str(tmp / "trainable.safetensors"))

@@ -16,6 +16,8 @@ from __future__ import annotations
 import json
 import signal
 import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +62,53 @@ def _truncate_metrics(path: Path, step: int) -> None:
         path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
 
 
+def _fix_deepspeed_ranks(accelerator: Any) -> None:
+    """Give accelerate the real rank and world size when DeepSpeed runs on CPU.
+
+    accelerate 1.15 starts DeepSpeed's process group on CPU, but finding no GPU backend it records one
+    process of index 0 on every rank: each rank would then read the whole batch stream, log, and write
+    the checkpoint files. The process group itself is right, so its numbers are copied over.
+    """
+    import torch.distributed as dist
+    from accelerate import PartialState
+
+    if accelerator.distributed_type.value != "DEEPSPEED" or not dist.is_initialized():
+        return
+    for state in (PartialState(), accelerator.state):  # two shared-state objects, each read by accelerate
+        state.num_processes, state.process_index = dist.get_world_size(), dist.get_rank()
+
+
+@contextmanager
+def _without_zero3_init(accelerator: Any) -> Iterator[None]:
+    """Build the model whole when ZeRO-3 runs with ``zero3_init_flag: false``.
+
+    accelerate still registers the ZeRO-3 config with transformers, which then initialises every model it
+    builds as partitioned, including the MoE that upcycling builds on the meta device (and fails). Without
+    the init flag the model is meant to be built whole and partitioned by ``accelerator.prepare``.
+    """
+    plugin = accelerator.state.deepspeed_plugin
+    if plugin is None or plugin.zero3_init_flag or not plugin.hf_ds_config.is_zero3():
+        yield
+        return
+    from transformers.integrations import unset_hf_deepspeed_config
+
+    unset_hf_deepspeed_config()
+    try:
+        yield
+    finally:
+        plugin.set_deepspeed_weakref()
+
+
+def _gathered_trainable(accelerator: Any, model: Any) -> AbstractContextManager:
+    """Under ZeRO-3, every rank gathers the full trainable weights (LoRA, routers) for ``final/``."""
+    plugin = accelerator.state.deepspeed_plugin
+    if plugin is None or plugin.zero_stage != 3:
+        return nullcontext()
+    import deepspeed
+
+    return deepspeed.zero.GatheredParameters([p for p in model.parameters() if p.requires_grad])
+
+
 def train(config: RunConfig, resume: bool = False, stop_after: int | None = None) -> Path:
     """Train per ``config``; returns the folder of the final corrector (``<output_dir>/final``).
 
@@ -81,8 +130,10 @@ def train(config: RunConfig, resume: bool = False, stop_after: int | None = None
     accelerator = Accelerator(
         gradient_accumulation_steps=tc.grad_accum, mixed_precision=config.mixed_precision
     )
+    _fix_deepspeed_ranks(accelerator)
     set_seed(tc.seed)
-    model, tokenizer = build_model(config.model)
+    with _without_zero3_init(accelerator):
+        model, tokenizer = build_model(config.model)
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     model.train()
@@ -207,10 +258,11 @@ def train(config: RunConfig, resume: bool = False, stop_after: int | None = None
     bar.close()
     checkpoint()
     final = out / "final"
-    if accelerator.is_main_process:
-        training = {"steps": step, "tokens": tokens_seen, "recipe": config_to_dict(config)}
-        save_pretrained_corrector(inner, tokenizer, config.model, final, training=training)
-        save_config(config, final / "train_config.yaml")
+    with _gathered_trainable(accelerator, inner):
+        if accelerator.is_main_process:
+            training = {"steps": step, "tokens": tokens_seen, "recipe": config_to_dict(config)}
+            save_pretrained_corrector(inner, tokenizer, config.model, final, training=training)
+            save_config(config, final / "train_config.yaml")
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return final
