@@ -103,3 +103,20 @@ def test_changed_base_is_refused(checkpoint) -> None:
 def test_missing_config_is_a_clear_error(tmp_path) -> None:
     with pytest.raises(ConfigError, match="not a neko checkpoint"):
         load_corrector(tmp_path)
+
+
+def test_trained_parts_export_is_small_and_loads(checkpoint) -> None:
+    from neko.model.export import export_trained_parts
+
+    model, tok, cfg, root = checkpoint
+    small = export_trained_parts(root / "ckpt", root / "small")
+    assert not (small / "model.safetensors").exists()
+    full = (root / "ckpt" / "adapter_model.safetensors").stat().st_size
+    assert (small / "adapter_model.safetensors").stat().st_size < 0.6 * full  # float16
+    loaded, tok2, cfg2 = load_corrector(small)
+    assert cfg2 == cfg
+    for experts in (None, torch.tensor([3, 0, 1])):
+        # float16 storage of the trained parts: close to, not identical with, the float32 checkpoint.
+        torch.testing.assert_close(
+            _logits(loaded, tok2, experts), _logits(model, tok, experts), atol=2e-3, rtol=0
+        )

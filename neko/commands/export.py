@@ -1,4 +1,4 @@
-"""``neko export CHECKPOINT --out DIR [--no-merge]``: write a plain transformers checkpoint."""
+"""``neko export CHECKPOINT --out DIR [--no-merge | --trained-only]``: write a checkpoint for others."""
 
 from __future__ import annotations
 
@@ -17,12 +17,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_false",
         help="keep LoRA separate: base model with trained routers in OUT, the peft adapter in OUT/adapter",
     )
+    parser.add_argument(
+        "--trained-only",
+        action="store_true",
+        help="write only the trained parts (LoRA + routers in float16, config, tokenizer): a few MB that "
+        "rebuild the model from its packaged base (how neko/default_model/ is made)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     """Export."""
-    from neko.model.export import export_checkpoint
+    from neko.model.export import export_checkpoint, export_trained_parts
 
-    out = export_checkpoint(args.checkpoint, args.out, merge=args.merge)
+    if args.trained_only:
+        out = export_trained_parts(args.checkpoint, args.out)
+    else:
+        out = export_checkpoint(args.checkpoint, args.out, merge=args.merge)
     print(f"wrote {out}")
     return 0
