@@ -101,7 +101,10 @@ def test_route_task_forces_the_expert():
     assert all(c.text in r["hypotheses"] for c, r in zip(out, RECORDS, strict=False))
 
 
-def test_no_bundled_model_is_a_clear_error():
+def test_no_bundled_model_is_a_clear_error(tmp_path, monkeypatch):
+    import neko.infer.corrector as corrector_module
+
+    monkeypatch.setattr(corrector_module, "DEFAULT_MODEL_DIR", tmp_path / "default_model")
     with pytest.raises(NekoError, match="no bundled model"):
         Corrector.from_pretrained()
 
