@@ -40,7 +40,7 @@ bench-model:  ## forward+backward time and peak RSS: dense LoRA vs 4-expert NeKo
 EXPERIMENTS := $(sort $(wildcard configs/experiments/*/*.yaml))
 RESULTS := $(patsubst configs/experiments/%.yaml,results/%.json,$(EXPERIMENTS))
 DEFAULT_MODEL := $(wildcard neko/default_model/*)
-.PHONY: tables results efficiency default-model FORCE
+.PHONY: tables results efficiency default-model ablations FORCE
 
 # The subset size is a prerequisite of every result: the stamp changes only when LIMIT does.
 results/.limit: FORCE
@@ -62,6 +62,10 @@ tables: results efficiency  ## rebuild stale results, then docs/RESULTS.md and d
 	neko tables --results results --out docs/RESULTS.md --command "make tables$(if $(LIMIT), LIMIT=$(LIMIT))"
 
 .PHONY: train-tiny bench-train test-ddp
+ABLATIONS := single-task-asr dense learned neko
+ablations:  ## train the four routing-ablation models of table 5 (configs/ablation/, same data and budget)
+	for a in $(ABLATIONS); do neko train configs/ablation/$$a.yaml || exit 1; done
+
 RUN ?= $(HOME)/.cache/neko/runs/neko-tiny
 default-model:  ## ship the trained parts of $(RUN)/final (LoRA + routers, float16) as neko/default_model
 	neko export $(RUN)/final --out neko/default_model --trained-only

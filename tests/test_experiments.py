@@ -90,7 +90,7 @@ def test_rows_run_and_tables_render_identically(toy, tmp_path):
     assert out.read_text() == first
     assert (out.parent / "plots" / "hyporadise.png").read_bytes() == first_png
     assert "| paper (quoted) |" in first and "12.50" in first
-    assert "toy skipped" not in first and "absent skipped" in first
+    assert "not scored on absent" in first and "not scored on toy" not in first
 
 
 def test_subset_is_seeded_and_ordered():

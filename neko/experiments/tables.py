@@ -76,7 +76,7 @@ def _label(dataset: str) -> str:
 
 
 def _columns(spec: TableSpec, rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    """(dataset, metric) pairs in the order the rows first name them."""
+    """(dataset, metric) pairs in the order the rows first name them (rows not scored yet name none)."""
     columns: list[tuple[str, str]] = []
     for row in rows:
         for dataset, cell in row["datasets"].items():
@@ -130,16 +130,21 @@ def render_table(name: str, rows: list[dict[str, Any]]) -> str:
             notes.append(f"- {row['row']}: quoted from {config['source']}")
         if config.get("note"):
             notes.append(f"- {row['row']}: {config['note']}")
+        skipped: dict[str, list[str]] = {}
         for dataset, cell in row["datasets"].items():
             if "skipped" in cell:
-                notes.append(f"- {row['row']}: {_label(dataset)} skipped ({cell['skipped']})")
+                skipped.setdefault(cell["skipped"], []).append(_label(dataset))
+        for reason, names in skipped.items():
+            notes.append(f"- {row['row']}: not scored on {', '.join(names)} ({reason})")
+        for dataset, cell in row["datasets"].items():
             if cell.get("fallbacks"):
                 notes.append(
                     f"- {row['row']}: {_label(dataset)}: guard fell back on {cell['fallbacks']} items"
                 )
+    lines.append("")
     if sizes:
         per = ", ".join(f"{d} {n}" for d, n in sorted(sizes))
-        lines += ["", f"Items scored per dataset: {per}."]
+        lines.append(f"Items scored per dataset: {per}.")
     limits = sorted({str(r.get("limit")) for r in rows if not r.get("quoted")})
     if limits:
         lines.append(f"Subset: LIMIT={', '.join(limits)} (seeded; None = every item).")
