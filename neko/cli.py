@@ -11,6 +11,7 @@ import sys
 
 from neko.commands import (
     baselines,
+    calibrate,
     correct,
     evaluate,
     experiment,
@@ -31,6 +32,7 @@ COMMANDS = {
     "export": export,
     "train": train,
     "correct": correct,
+    "calibrate": calibrate,
     "experiment": experiment,
     "tables": tables,
     "tasks": tasks,

@@ -73,6 +73,30 @@ def test_auto_falls_back_on_garbage():
     assert out.generated and out.generated != out.text
 
 
+def test_auto_margin_is_the_models_preference_over_the_first_hypothesis():
+    from neko.infer.guard import GuardConfig
+
+    hyps = ["the quick brown fox jumps over the lazy dog", "the lazy dog"]
+    lenient = dict(max_edit_rate=float("inf"), min_length_ratio=0.0, max_length_ratio=float("inf"))
+    kept = make("auto", guard=GuardConfig(**lenient, min_margin=-1e9)).correct(hyps)
+    assert not kept.fallback and kept.text == kept.generated and isinstance(kept.margin, float)
+    # The margin is log p(generated + EOS | prompt) - log p(first hypothesis + EOS | prompt).
+    corrector = make("auto")
+    tok, model = corrector.tokenizer, corrector.model
+    prompt = prepare(tok, Record(id="x", task="asr", dataset="d", hypotheses=hyps), corrector.config).prompt_ids
+
+    def log_prob(text: str) -> float:
+        cont = answer_ids(tok, text) + [tok.eos_token_id]
+        logp = torch.log_softmax(model(torch.tensor([prompt + cont])).logits[0, :-1], -1)
+        return sum(logp[len(prompt) - 1 + k, t].item() for k, t in enumerate(cont))
+
+    assert kept.margin == pytest.approx(log_prob(kept.generated) - log_prob(hyps[0]), abs=1e-3)
+    refused = make("auto", guard=GuardConfig(**lenient, min_margin=1e9)).correct(hyps)
+    assert refused.fallback and refused.text == hyps[0] and refused.margin == pytest.approx(kept.margin)
+    # Without a margin check no scoring pass runs.
+    assert make("auto", guard=GuardConfig(**lenient)).correct(hyps).margin is None
+
+
 def test_single_string_and_mode_override():
     corrector = make("auto")
     assert corrector.correct("he go to school", task="gec", mode="select").text == "he go to school"

@@ -199,3 +199,28 @@ def test_from_pretrained_takes_the_checkpoints_guard(ckpt, tmp_path):
     (folder / "neko_config.json").write_text(json.dumps(data))
     assert Corrector.from_pretrained(folder).config.guard == GuardConfig(0.25, 0.5, 1.5)
     assert Corrector.from_pretrained(ckpt).config.guard == GuardConfig()
+
+
+def test_calibrate_writes_task_guards_that_from_pretrained_reads(capsys, ckpt, tmp_path):
+    import shutil
+
+    from neko.infer.corrector import Corrector
+
+    folder = Path(shutil.copytree(ckpt, tmp_path / "ckpt"))
+    dev = tmp_path / "dev.jsonl"
+    rows = [
+        {"id": str(i), "task": "asr", "dataset": "dev", "hypotheses": [h, h + " too"], "references": [h]}
+        for i, h in enumerate(["turn off the lights", "book a table for two", "the red cup", "call mom"])
+    ]
+    dev.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    code = main(["calibrate", str(dev), "--model", str(folder), "--write", "--json", "--limit", "3"])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert result["task"] == "asr" and result["n"] == 3 and result["metric"] == "wer"
+    # "Always fall back" is in the grid: the calibrated guard is never worse than the first hypothesis.
+    assert result["first"] == 0.0 and result["guarded"] <= result["first"]
+    saved = json.loads((folder / "neko_config.json").read_text())
+    assert saved["calibration"]["asr"]["n"] == 3 and "asr" in saved["task_guards"]
+    corrector = Corrector.from_pretrained(folder)
+    assert corrector.config.guard_for("asr").min_margin == float(saved["task_guards"]["asr"]["min_margin"])
+    assert corrector.config.guard_for("gec") == corrector.config.guard

@@ -57,11 +57,49 @@ def test_guard_thresholds_are_read_back_from_the_checkpoint(tmp_path):
     from neko.errors import ConfigError
     from neko.infer.loading import read_guard
 
-    assert read_guard(tmp_path) is None
+    assert read_guard(tmp_path) == (None, {})
     (tmp_path / "neko_config.json").write_text(json.dumps({"model": {}, "training": {}}))
-    assert read_guard(tmp_path) is None
-    (tmp_path / "neko_config.json").write_text(json.dumps({"model": {}, "guard": {"max_edit_rate": 0.3}}))
-    assert read_guard(tmp_path) == GuardConfig(max_edit_rate=0.3)
+    assert read_guard(tmp_path) == (None, {})
+    (tmp_path / "neko_config.json").write_text(
+        json.dumps({"guard": {"max_edit_rate": 0.3}, "task_guards": {"asr": {"min_margin": "inf"}}})
+    )
+    general, per_task = read_guard(tmp_path)
+    assert general == GuardConfig(max_edit_rate=0.3)
+    assert per_task == {"asr": GuardConfig(min_margin=float("inf"))}
     (tmp_path / "neko_config.json").write_text(json.dumps({"guard": {"max_edit": 0.3}}))
     with pytest.raises(ConfigError, match="valid keys: max_edit_rate"):
         read_guard(tmp_path)
+    (tmp_path / "neko_config.json").write_text(json.dumps({"task_guards": {"ocr": {"margin": 1}}}))
+    with pytest.raises(ConfigError, match="task_guards.ocr"):
+        read_guard(tmp_path)
+
+
+def test_margin_check_keeps_only_changes_the_model_is_sure_of():
+    config = GuardConfig(min_margin=2.0)
+    # Changing the first hypothesis needs a margin; keeping it (up to case and punctuation) does not.
+    assert guard_output(HYPS[1], HYPS, config, margin=3.0) == (HYPS[1], False)
+    assert guard_output(HYPS[1], HYPS, config, margin=1.0) == (HYPS[0], True)
+    assert guard_output("Turn of the lights in the kitchen.", HYPS, config) == (
+        "Turn of the lights in the kitchen.",
+        False,
+    )
+    with pytest.raises(ValueError, match="margin"):
+        guard_output(HYPS[1], HYPS, config)
+    assert guard_output(HYPS[1], HYPS, GuardConfig(min_margin=float("inf")), margin=99.0)[1]
+
+
+def test_calibration_with_margins_is_never_worse_than_the_first_hypothesis():
+    refs = ["turn off the lights", "book a table for two", "the red cup"]
+    hyps = [["turn of the lights", "turn off the lights"], ["book a table for two", "book a cable for two"]]
+    hyps.append(["the red cap", "the red cup"])
+    outputs = ["turn off the lights", "book a cable for two", "the red cup"]
+    # The model is sure of its two right changes (margins 5 and 3) and unsure of the wrong one (0.5).
+    config, rows = calibrate_guard(outputs, hyps, refs, margins=[5.0, 0.5, 3.0], margin_grid=(0.0, 1.0, 4.0))
+    assert config.min_margin == 1.0
+    best = min(r["wer"] for r in rows)
+    assert best == 0.0
+    first = [r["wer"] for r in rows if r["min_margin"] == float("inf")]
+    assert first and all(w == pytest.approx(2 / 12) for w in first)
+    # Every change wrong: the guard learns to always fall back, and matches the first hypothesis.
+    config, _ = calibrate_guard(["x y z"] * 3, hyps, refs, margins=[9.0, 9.0, 9.0], margin_grid=(0.0,))
+    assert config.min_margin == float("inf")

@@ -33,6 +33,10 @@ class InferConfig:
             ``task`` only chooses the prompt. True: force the task's expert (a hint; needs a model whose
             config has an ``expert_map``).
         guard: thresholds of the ``auto`` mode guard.
+        task_guards: per-task thresholds (calibrated on each task's dev data) that replace ``guard`` for
+            that task.
+        score_margins: compute ``Correction.margin`` for every output that changes the first hypothesis,
+            even when the guard does not need it (``neko calibrate`` does).
     """
 
     mode: str = "auto"
@@ -46,6 +50,8 @@ class InferConfig:
     select_score: str = "sum"
     route_task: bool = False
     guard: GuardConfig = field(default_factory=GuardConfig)
+    task_guards: dict[str, GuardConfig] = field(default_factory=dict)
+    score_margins: bool = False
 
     def __post_init__(self) -> None:
         check_mode(self.mode)
@@ -53,6 +59,10 @@ class InferConfig:
             raise unknown_choice("select score", self.select_score, SELECT_SCORES)
         if self.num_beams < 1 or self.max_hypotheses < 1:
             raise ValueError("num_beams and max_hypotheses must be at least 1")
+
+    def guard_for(self, task: str) -> GuardConfig:
+        """The guard thresholds of ``task``: its own when calibrated, else the general ones."""
+        return self.task_guards.get(task, self.guard)
 
 
 def check_mode(mode: str) -> str:

@@ -22,6 +22,8 @@ class Correction:
             token given the prompt; empty otherwise.
         generated: ``auto`` only: the generated text the guard judged (equal to ``text`` unless it fell back).
         truncated: True when the input was cut to fit the prompt (n-best size or token budget).
+        margin: ``auto`` only, when the guard's margin check ran: score of the generated text minus that
+            of the first hypothesis (nats); None otherwise.
     """
 
     text: str
@@ -32,11 +34,12 @@ class Correction:
     scores: list[float] = field(default_factory=list)
     generated: str | None = None
     truncated: bool = False
+    margin: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict, with the empty optional fields left out."""
         out = asdict(self)
-        for key in ("index", "generated"):
+        for key in ("index", "generated", "margin"):
             if out[key] is None:
                 del out[key]
         if not out["scores"]:

@@ -12,8 +12,8 @@ from neko.errors import ConfigError, NekoError
 from neko.infer.config import InferConfig, check_mode
 from neko.infer.correction import Correction
 from neko.infer.generate import generate_all, length_batches
-from neko.infer.guard import guard_output
-from neko.infer.prompt import Prepared, new_token_budget, prepare
+from neko.infer.guard import GuardConfig, changes_first, guard_output, judge
+from neko.infer.prompt import Prepared, answer_ids, new_token_budget, prepare
 from neko.infer.select import select_best
 from neko.records import Record, validate
 
@@ -93,8 +93,9 @@ class Corrector:
 
         path = Path(name_or_path) if name_or_path is not None else default_model_dir()
         if config is None:
-            saved = read_guard(path)  # before the slow load: a bad guard entry fails fast
-            config = InferConfig() if saved is None else InferConfig(guard=saved)
+            # Before the slow load: a bad guard entry fails fast.
+            general, per_task = read_guard(path)
+            config = InferConfig(guard=general or GuardConfig(), task_guards=per_task)
         model, tokenizer, model_config = load_folder(path)
         model.to(pick_device(device))
         return cls(model, tokenizer, replace(config, mode=mode), model_config)
@@ -184,11 +185,13 @@ class Corrector:
                 batch_size=batch_size,
                 num_beams=self.config.num_beams,
             )
+            margins = self._margins(recs, indices[start : start + len(part)], part, texts, mode, batch_size)
             for j, (p, text) in enumerate(zip(part, texts, strict=True)):
                 rec = recs[indices[start + j]]
                 if mode == "auto":
                     shown = [rec.hypotheses[k] for k in p.shown]
-                    final, fell_back = guard_output(text, shown, self.config.guard, rec.task)
+                    guard = self.config.guard_for(rec.task)
+                    final, fell_back = guard_output(text, shown, guard, rec.task, margins[j])
                     outs.append(
                         Correction(
                             text=final,
@@ -198,6 +201,7 @@ class Corrector:
                             index=0 if fell_back else None,
                             generated=text,
                             truncated=p.truncated,
+                            margin=margins[j],
                         )
                     )
                 else:
@@ -205,6 +209,43 @@ class Corrector:
             if progress:
                 progress(len(part))
         return outs
+
+    def _margins(
+        self, recs, indices, part: list[Prepared], texts: list[str], mode: str, batch_size: int
+    ) -> list[float | None]:
+        """score(generated) - score(first shown hypothesis) where the guard needs it, else None.
+
+        Needed for an ``auto`` output that changes the first hypothesis and passes the edit checks of a
+        guard with a margin check (or any changing output when ``score_margins`` is on). Both texts are
+        scored as answers to the same prompt, in one ``select`` pass per batch.
+        """
+        need = []
+        for j, (p, text) in enumerate(zip(part, texts, strict=True)):
+            if mode != "auto":
+                continue
+            rec = recs[indices[j]]
+            shown = [rec.hypotheses[k] for k in p.shown]
+            guard = self.config.guard_for(rec.task)
+            if not changes_first(text, shown, rec.task):
+                continue
+            if self.config.score_margins or (
+                guard.needs_margin and judge(text, shown, guard, rec.task).accepted
+            ):
+                need.append(j)
+        margins: list[float | None] = [None] * len(part)
+        for start in range(0, len(need), batch_size):
+            batch = need[start : start + batch_size]
+            picks = select_best(
+                self.model,
+                self.tokenizer,
+                [part[j].prompt_ids for j in batch],
+                [[answer_ids(self.tokenizer, texts[j]), part[j].hypothesis_ids[0]] for j in batch],
+                reduce=self.config.select_score,
+            )
+            for j, (_, scores) in zip(batch, picks, strict=True):
+                # Identical token ids are scored once: no margin between a text and itself.
+                margins[j] = scores[0] - scores[1] if len(scores) > 1 else 0.0
+        return margins
 
     @contextlib.contextmanager
     def _routing(self, task: str | None) -> Iterator[None]:

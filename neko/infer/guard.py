@@ -2,9 +2,15 @@
 
 A generative corrector can hallucinate (rewrite, loop, stop early). The guard measures the normalised word
 edit distance from the generated text to the closest hypothesis and the length ratio between them; outside
-the thresholds it returns the best (first) hypothesis instead and flags the fallback. ``calibrate_guard``
-picks the edit threshold that minimises corpus WER on dev data; ``harmful_edit_rate`` counts the damage a
-corrector does to inputs that were already right.
+the thresholds it returns the best (first) hypothesis instead and flags the fallback.
+
+A correction can also be wrong while staying close to the hypotheses: a small model may prefer the second
+hypothesis where the recogniser's first was right. The margin check asks the model itself: an output that
+differs from the first hypothesis is kept only when the model scores it at least ``min_margin`` nats
+(sequence log-probability given the prompt) above the first hypothesis. ``calibrate_guard`` picks the edit
+and margin thresholds that minimise the task's error on dev data, from a grid that includes "always fall
+back", so the calibrated guard is never worse than the first hypothesis on that dev data;
+``harmful_edit_rate`` counts the damage a corrector does to inputs that were already right.
 
 Texts are compared after the task's own normaliser (``neko.metrics.normalizers``, the one its scores use:
 ``hyporadise`` for ASR, lowercase without punctuation; ``none`` for MT, OCR and GEC, where casing and
@@ -22,6 +28,9 @@ from neko.errors import ConfigError
 from neko.metrics.normalizers import get_normalizer
 from neko.tasks import get_task
 
+# Candidate margins (nats) of calibration: from "no check" to "always fall back".
+MARGIN_GRID = (float("-inf"), 0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, float("inf"))
+
 
 @dataclass
 class GuardConfig:
@@ -31,11 +40,20 @@ class GuardConfig:
         max_edit_rate: largest accepted word edit distance to the closest hypothesis, divided by that
             hypothesis's length in words.
         min_length_ratio, max_length_ratio: accepted range of (output words / closest hypothesis words).
+        min_margin: an output whose words differ from the first hypothesis's is kept only when its score
+            exceeds the first hypothesis's by at least this much (nats); ``-inf`` (default) skips the check
+            and the extra scoring pass, ``inf`` always returns the first hypothesis.
     """
 
     max_edit_rate: float = 0.5
     min_length_ratio: float = 0.5
     max_length_ratio: float = 2.0
+    min_margin: float = float("-inf")
+
+    @property
+    def needs_margin(self) -> bool:
+        """True when the margin check is on, so the output and the first hypothesis must be scored."""
+        return self.min_margin != float("-inf")
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "guard") -> GuardConfig:
@@ -84,13 +102,31 @@ def judge(output: str, hypotheses: Sequence[str], config: GuardConfig, task: str
     return GuardVerdict(accepted=accepted, closest=closest, edit_rate=rate, length_ratio=ratio)
 
 
+def changes_first(output: str, hypotheses: Sequence[str], task: str = "asr") -> bool:
+    """True when ``output``'s normalised words differ from those of the first hypothesis."""
+    return words(output, task) != words(hypotheses[0], task)
+
+
 def guard_output(
-    output: str, hypotheses: Sequence[str], config: GuardConfig, task: str = "asr"
+    output: str,
+    hypotheses: Sequence[str],
+    config: GuardConfig,
+    task: str = "asr",
+    margin: float | None = None,
 ) -> tuple[str, bool]:
-    """(text, fallback): the output when the guard accepts it, else the first (best) hypothesis."""
-    if judge(output, hypotheses, config, task).accepted:
-        return output, False
-    return hypotheses[0], True
+    """(text, fallback): the output when the guard accepts it, else the first (best) hypothesis.
+
+    ``margin`` is score(output) - score(first hypothesis) under the model; it is needed only when
+    ``config.needs_margin`` and the output changes the first hypothesis (None there is an error).
+    """
+    if not judge(output, hypotheses, config, task).accepted:
+        return hypotheses[0], True
+    if config.needs_margin and changes_first(output, hypotheses, task):
+        if margin is None:
+            raise ValueError("the guard's margin check needs the output's score margin")
+        if margin < config.min_margin:
+            return hypotheses[0], True
+    return output, False
 
 
 def corpus_wer(outputs: Sequence[str], references: Sequence[str], task: str = "asr") -> float:
@@ -108,43 +144,61 @@ def calibrate_guard(
     references: Sequence[str],
     *,
     grid: Sequence[float] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.5, float("inf")),
+    margins: Sequence[float | None] | None = None,
+    margin_grid: Sequence[float] = MARGIN_GRID,
     base: GuardConfig | None = None,
     wer: Callable[[Sequence[str], Sequence[str]], float] | None = None,
     task: str = "asr",
 ) -> tuple[GuardConfig, list[dict[str, float]]]:
-    """Pick the ``max_edit_rate`` of ``grid`` whose guarded outputs have the lowest dev WER.
+    """Pick the ``max_edit_rate`` of ``grid`` (and ``min_margin`` of ``margin_grid``) with the lowest dev error.
 
     Args:
         outputs: generated corrections of the dev records.
         hypotheses: their n-best lists (best first), aligned with ``outputs``.
         references: their references, aligned with ``outputs``.
-        grid: candidate thresholds; ``inf`` means no edit-distance check (length bounds still apply).
+        grid: candidate edit thresholds; ``inf`` means no edit-distance check (length bounds still apply).
+        margins: score(output) - score(first hypothesis) of each output (None where the output does not
+            change the first hypothesis). Given, ``margin_grid`` is searched too; else the margin check
+            stays as in ``base``.
+        margin_grid: candidate ``min_margin`` values; ``inf`` (always fall back) is always added.
         base: the other thresholds (length ratio bounds); default ``GuardConfig()``.
-        wer: corpus scorer ``(outputs, references) -> WER``; default ``corpus_wer`` after the task's
-            normaliser.
-        task: whose prompt and normaliser the records use.
+        wer: corpus error ``(outputs, references) -> error`` (lower is better); default ``corpus_wer``
+            after the task's normaliser.
+        task: whose normaliser the records use.
 
     Returns:
-        The chosen config, and one row per threshold: ``{max_edit_rate, wer, fallback_rate}``. Ties go to
-        the smaller threshold (the more cautious guard).
+        The chosen config, and one row per candidate: ``{max_edit_rate, min_margin, wer, fallback_rate}``.
+        Ties go to the more cautious guard (larger margin, then smaller edit threshold).
     """
     if not (len(outputs) == len(hypotheses) == len(references)) or not outputs:
         raise ValueError("calibrate_guard needs the same non-zero number of outputs, lists and references")
     base = base or GuardConfig()
     wer = wer or (lambda outs, refs: corpus_wer(outs, refs, task))
+    if margins is None:
+        margin_values: Sequence[float] = [base.min_margin]
+        margins = [None] * len(outputs)
+    else:
+        if len(margins) != len(outputs):
+            raise ValueError("calibrate_guard needs one margin per output")
+        margin_values = sorted(set(margin_grid) | {float("inf")})
     rows = []
-    for threshold in grid:
-        config = replace(base, max_edit_rate=threshold)
-        guarded = [guard_output(o, h, config, task) for o, h in zip(outputs, hypotheses, strict=True)]
-        rows.append(
-            {
-                "max_edit_rate": threshold,
-                "wer": wer([g[0] for g in guarded], references),
-                "fallback_rate": sum(g[1] for g in guarded) / len(guarded),
-            }
-        )
-    best = min(rows, key=lambda row: (row["wer"], row["max_edit_rate"]))
-    return replace(base, max_edit_rate=best["max_edit_rate"]), rows
+    for min_margin in margin_values:
+        for threshold in grid:
+            config = replace(base, max_edit_rate=threshold, min_margin=min_margin)
+            guarded = [
+                guard_output(o, h, config, task, m if m is not None else 0.0)
+                for o, h, m in zip(outputs, hypotheses, margins, strict=True)
+            ]
+            rows.append(
+                {
+                    "max_edit_rate": threshold,
+                    "min_margin": min_margin,
+                    "wer": wer([g[0] for g in guarded], references),
+                    "fallback_rate": sum(g[1] for g in guarded) / len(guarded),
+                }
+            )
+    best = min(rows, key=lambda row: (row["wer"], -row["min_margin"], row["max_edit_rate"]))
+    return replace(base, max_edit_rate=best["max_edit_rate"], min_margin=best["min_margin"]), rows
 
 
 def harmful_edit_rate(

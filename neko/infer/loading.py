@@ -48,8 +48,10 @@ def load_folder(path: str | Path) -> tuple[Any, Any, Any]:
     return model.eval(), tokenizer, cfg
 
 
-def read_guard(path: str | Path) -> GuardConfig | None:
-    """The guard thresholds saved in a folder's ``neko_config.json`` (key ``guard``), or None when absent."""
+def read_guard(path: str | Path) -> tuple[GuardConfig | None, dict[str, GuardConfig]]:
+    """The guard thresholds saved in a folder's ``neko_config.json``: the general ones (key ``guard``, None
+    when absent) and the per-task ones (key ``task_guards``: task -> thresholds, written by ``neko
+    calibrate``)."""
     import json
 
     from neko.errors import ConfigError
@@ -57,10 +59,20 @@ def read_guard(path: str | Path) -> GuardConfig | None:
 
     file = Path(path) / "neko_config.json"
     if not file.is_file():
-        return None
+        return None, {}
     try:
         data = json.loads(file.read_text())
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{file}:{exc.lineno}: invalid JSON ({exc.msg})") from exc
-    guard = data.get("guard") if isinstance(data, dict) else None
-    return None if guard is None else GuardConfig.from_dict(guard, where=str(file))
+    if not isinstance(data, dict):
+        return None, {}
+    guard = data.get("guard")
+    general = None if guard is None else GuardConfig.from_dict(guard, where=str(file))
+    per_task = data.get("task_guards") or {}
+    if not isinstance(per_task, dict):
+        raise ConfigError(f"{file}: task_guards must map task names to guard settings")
+    tasks = {
+        task: GuardConfig.from_dict(value, where=f"{file}: task_guards.{task}")
+        for task, value in per_task.items()
+    }
+    return general, tasks

@@ -1,0 +1,83 @@
+"""``neko calibrate DEV.jsonl ...``: fit a model's ``auto`` guard on dev records, one task at a time."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "calibrate the auto-mode guard (edit and margin thresholds) on dev records; --write saves it"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """DEV..., --model, --limit, --seed, --batch-size, --threads, --write, --json."""
+    parser.add_argument("dev", nargs="+", help="dev record files (JSONL with references; globs allowed)")
+    parser.add_argument("--model", default=None, help="model folder (default: the bundled model)")
+    parser.add_argument("--limit", type=int, default=None, help="seeded pick of at most N records per file")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
+    parser.add_argument(
+        "--write", action="store_true", help="save the thresholds in the model's neko_config.json"
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object per task")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Read the dev files, generate, calibrate each task, print (and with --write save) the result."""
+    import json
+    import sys
+
+    from tqdm import tqdm
+
+    from neko.errors import NekoError
+    from neko.infer.calibrate import (
+        TASK_TARGETS,
+        calibrate_task,
+        guard_dict,
+        sample_records,
+        write_task_guards,
+    )
+    from neko.infer.corrector import Corrector, default_model_dir
+    from neko.records import read_records
+    from neko.train.mixture import expand_paths
+
+    files = [path for pattern in args.dev for path in expand_paths(pattern)]
+    by_task: dict[str, list] = {}
+    for path in files:
+        records = [r for r in read_records(path) if r.references]
+        if not records:
+            raise NekoError(f"{path}: no record with a reference to calibrate on")
+        for record in sample_records(records, args.limit, args.seed):
+            by_task.setdefault(record.task, []).append(record)
+    unknown = sorted(set(by_task) - set(TASK_TARGETS))
+    if unknown:
+        raise NekoError(f"no calibration metric for task(s) {', '.join(unknown)}")
+    model_dir = args.model or default_model_dir()
+    corrector = Corrector.from_pretrained(model_dir, threads=args.threads)
+    results = []
+    for task, records in by_task.items():
+        with tqdm(total=len(records), desc=f"calibrate {task}", file=sys.stderr) as bar:
+            result = calibrate_task(corrector, task, records, args.batch_size, progress=bar.update)
+        results.append(result)
+        summary = {
+            "task": task,
+            "n": result.n,
+            "metric": result.metric,
+            "first": result.first,
+            "generated": result.generated,
+            "guarded": result.guarded,
+            "fallback_rate": result.fallback_rate,
+            "harmful_edit_rate": result.harmful_edit_rate,
+            "guard": guard_dict(result.guard),
+        }
+        if args.json:
+            print(json.dumps(summary))
+        else:
+            print(
+                f"{task}: n={result.n} {result.metric} first hypothesis {result.first:.4f}, generated "
+                f"{result.generated:.4f}, guarded {result.guarded:.4f} (fallback {result.fallback_rate:.0%}, "
+                f"harmful edits {result.harmful_edit_rate:.0%}); guard {summary['guard']}"
+            )
+    if args.write:
+        file = write_task_guards(model_dir, results, [str(f) for f in files])
+        print(f"guard thresholds written to {file}", file=sys.stderr)
+    return 0

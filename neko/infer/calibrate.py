@@ -1,0 +1,176 @@
+"""Calibrating the ``auto`` guard of a model on dev records, one task at a time (``neko calibrate``).
+
+The model generates a correction of every dev record and scores it against the first hypothesis (the
+margin); ``calibrate_guard`` then searches the edit and margin thresholds for the lowest dev error of the
+task's main metric. The grid includes "always fall back", so on the dev data the chosen guard is never worse
+than the first hypothesis. ``write_task_guards`` stores the result in the model folder's
+``neko_config.json`` (key ``task_guards``), where ``Corrector.from_pretrained`` reads it back.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from neko.infer.guard import GuardConfig, calibrate_guard, guard_output, harmful_edit_rate
+from neko.records import Record
+
+# Main metric of each task and whether higher is better.
+TASK_TARGETS: dict[str, tuple[str, bool]] = {
+    "asr": ("wer", False),
+    "ocr": ("cer", False),
+    "gec": ("gleu", True),
+    "mt": ("bleu", True),
+}
+
+
+@dataclass
+class TaskCalibration:
+    """The outcome for one task.
+
+    Attributes:
+        task: the task.
+        n: dev records used.
+        metric: the metric optimised (``wer``, ``cer``, ``gleu`` or ``bleu``).
+        first: its value for the first hypotheses (what "always fall back" gives).
+        generated: its value for the unguarded generated outputs.
+        guarded: its value with the chosen guard.
+        guard: the chosen thresholds.
+        fallback_rate: share of records where the chosen guard fell back.
+        harmful_edit_rate: share of the records whose first hypothesis was right that the guarded
+            output made wrong.
+        rows: every candidate: ``{max_edit_rate, min_margin, wer (the error searched), fallback_rate}``.
+    """
+
+    task: str
+    n: int
+    metric: str
+    first: float
+    generated: float
+    guarded: float
+    guard: GuardConfig
+    fallback_rate: float
+    harmful_edit_rate: float
+    rows: list[dict[str, float]]
+
+
+def sample_records(records: Sequence[Record], limit: int | None, seed: int = 0) -> list[Record]:
+    """A seeded pick of ``limit`` records in their file order (all of them when ``limit`` is None or larger)."""
+    if limit is None or limit >= len(records):
+        return list(records)
+    keep = sorted(random.Random(seed).sample(range(len(records)), limit))
+    return [records[i] for i in keep]
+
+
+def task_score(task: str, records: Sequence[Record]) -> Callable[[Sequence[str]], float]:
+    """``outputs -> value`` of the task's main metric on ``records`` (their references and sources)."""
+    from neko.metrics import score_corpus
+
+    metric, _ = TASK_TARGETS[task]
+    return lambda outputs: float(score_corpus(task, list(outputs), list(records))[metric])
+
+
+def shown_hypotheses(record: Record, max_hypotheses: int) -> list[str]:
+    """The hypotheses a prompt shows: the first ``max_hypotheses`` distinct ones (as ``prepare`` keeps them)."""
+    shown, seen = [], set()
+    for hyp in record.hypotheses:
+        key = " ".join(hyp.split())
+        if key not in seen:
+            seen.add(key)
+            shown.append(hyp)
+        if len(shown) == max_hypotheses:
+            break
+    return shown
+
+
+def calibrate_task(
+    corrector: Any,
+    task: str,
+    records: Sequence[Record],
+    batch_size: int = 16,
+    progress: Callable[[int], None] | None = None,
+) -> TaskCalibration:
+    """Generate on ``records`` (all of ``task``, with references) and pick the task's guard thresholds."""
+    if task not in TASK_TARGETS:
+        raise ValueError(f"no calibration metric for task {task!r}")
+    metric, higher_is_better = TASK_TARGETS[task]
+    saved = corrector.config
+    corrector.config = replace(saved, mode="auto", score_margins=True)
+    try:
+        corrections = corrector.correct_many(records, batch_size=batch_size, mode="auto", progress=progress)
+    finally:
+        corrector.config = saved
+    outputs = [c.generated or c.text for c in corrections]
+    margins = [c.margin for c in corrections]
+    hypotheses = [shown_hypotheses(r, saved.max_hypotheses) for r in records]
+    references = [r.references[0] for r in records]
+    score = task_score(task, records)
+    sign = -1.0 if higher_is_better else 1.0
+    base = saved.guard_for(task)
+    config, rows = calibrate_guard(
+        outputs,
+        hypotheses,
+        references,
+        margins=margins,
+        base=base,
+        wer=lambda outs, _refs: sign * score(outs),
+        task=task,
+    )
+    guarded = [
+        guard_output(o, h, config, task, m if m is not None else 0.0)
+        for o, h, m in zip(outputs, hypotheses, margins, strict=True)
+    ]
+    for row in rows:
+        row["wer"] = sign * row["wer"]
+    return TaskCalibration(
+        task=task,
+        n=len(records),
+        metric=metric,
+        first=score([h[0] for h in hypotheses]),
+        generated=score(outputs),
+        guarded=score([g[0] for g in guarded]),
+        guard=config,
+        fallback_rate=sum(g[1] for g in guarded) / len(guarded),
+        harmful_edit_rate=harmful_edit_rate([g[0] for g in guarded], hypotheses, references, task),
+        rows=rows,
+    )
+
+
+def _json_number(value: float) -> float | str:
+    """JSON has no infinities: they are written as the strings ``inf`` / ``-inf`` that ``float`` reads back."""
+    return value if math.isfinite(value) else ("inf" if value > 0 else "-inf")
+
+
+def guard_dict(config: GuardConfig) -> dict[str, float | str]:
+    """The thresholds of ``config`` as JSON-ready values."""
+    return {key: _json_number(value) for key, value in asdict(config).items()}
+
+
+def write_task_guards(
+    model_dir: str | Path, results: Sequence[TaskCalibration], sources: Sequence[str]
+) -> Path:
+    """Store the chosen thresholds (``task_guards``) and how they were found (``calibration``) in the
+    folder's ``neko_config.json``; the other tasks' entries are kept."""
+    file = Path(model_dir) / "neko_config.json"
+    data = json.loads(file.read_text()) if file.is_file() else {}
+    guards = data.setdefault("task_guards", {})
+    notes = data.setdefault("calibration", {})
+    for result in results:
+        guards[result.task] = guard_dict(result.guard)
+        notes[result.task] = {
+            "data": list(sources),
+            "n": result.n,
+            "metric": result.metric,
+            "first": round(result.first, 6),
+            "generated": round(result.generated, 6),
+            "guarded": round(result.guarded, 6),
+            "fallback_rate": round(result.fallback_rate, 6),
+            "harmful_edit_rate": round(result.harmful_edit_rate, 6),
+        }
+    file.write_text(json.dumps(data, indent=2) + "\n")
+    return file
