@@ -40,13 +40,19 @@ bench-model:  ## forward+backward time and peak RSS: dense LoRA vs 4-expert NeKo
 EXPERIMENTS := $(sort $(wildcard configs/experiments/*/*.yaml))
 RESULTS := $(patsubst configs/experiments/%.yaml,results/%.json,$(EXPERIMENTS))
 DEFAULT_MODEL := $(wildcard neko/default_model/*)
-.PHONY: tables results efficiency default-model ablations FORCE
+.PHONY: tables results efficiency default-model calibrate-default ablations FORCE
 
 # The subset size is a prerequisite of every result: the stamp changes only when LIMIT does.
 results/.limit: FORCE
 	@mkdir -p results; if [ "$$(cat $@ 2>/dev/null)" != "$(LIMIT)" ]; then echo "$(LIMIT)" > $@; fi
 
-results/%.json: configs/experiments/%.yaml results/.limit $(DEFAULT_MODEL)
+# Rows that run the bundled model (method neko without a model: key) go stale with it; the ablation rows
+# with the models that `make ablations` trains; the baselines with neither.
+MODEL_ROWS := $(shell grep -L '^model:' $$(grep -l '^method: neko' $(EXPERIMENTS)))
+$(patsubst configs/experiments/%.yaml,results/%.json,$(MODEL_ROWS)): $(DEFAULT_MODEL)
+$(filter results/ablation/%,$(RESULTS)): $(wildcard $(HOME)/.cache/neko/runs/ablation-*/final/*.safetensors)
+
+results/%.json: configs/experiments/%.yaml results/.limit
 	neko experiment $< --prepared $(PREPARED) --out $@ $(if $(LIMIT),--limit $(LIMIT))
 
 results: prepared $(RESULTS)
@@ -69,6 +75,13 @@ ablations:  ## train the four routing-ablation models of table 5 (configs/ablati
 RUN ?= $(HOME)/.cache/neko/runs/neko-tiny
 default-model:  ## ship the trained parts of $(RUN)/final (LoRA + routers, float16) as neko/default_model
 	neko export $(RUN)/final --out neko/default_model --trained-only
+
+# Dev data only: generated ASR/OCR dev splits, HyPoradise's ATIS *train* split, JFLEG dev, and WMT22 uk-en
+# (held out of neko-tiny's training mixture). No test split takes part.
+CALIBRATION_DEV = $(GEN)/asr_*.dev.jsonl $(PREPARED)/hyporadise_atis_train.jsonl $(GEN)/ocr_*.dev.jsonl \
+	$(PREPARED)/jfleg_dev.jsonl $(PREPARED)/wmt22_uk-en.jsonl
+calibrate-default:  ## fit the bundled model's auto-mode guard per task on dev data (writes neko/default_model/neko_config.json)
+	neko calibrate $(CALIBRATION_DEV) --limit $(or $(LIMIT),30) --threads 2 --write
 
 train-tiny:  ## train the small NeKo MoE on CPU (~2 h; resumable: make train-tiny ARGS=--resume)
 	neko train configs/neko-tiny.yaml $(ARGS)
