@@ -4,7 +4,8 @@ A checkpoint holds a LoRA adapter over a base that ``neko.model.io`` rebuilds; a
 transformers weights (LoRA merged, or beside them in ``adapter/``). Both carry ``neko_config.json``, the
 resolved ``ModelConfig`` that inference reads back (routing, expert map), and may carry the guard
 thresholds calibrated on dev data (key ``guard``, a dict of ``GuardConfig`` fields). LoRA is merged for
-inference: the same function, one matrix product fewer per layer.
+inference: the same function, one matrix product fewer per layer. MoE experts that share their base MLP
+keep it once with their LoRA factors beside it (`neko.model.shared_experts`) instead of E merged copies.
 """
 
 from __future__ import annotations
@@ -18,15 +19,18 @@ if TYPE_CHECKING:
     from neko.infer.guard import GuardConfig
 
 
-def load_folder(path: str | Path) -> tuple[Any, Any, Any]:
-    """(model in eval mode, tokenizer, ModelConfig or None) of a checkpoint or export folder."""
+def load_folder(path: str | Path, share_experts: bool = True) -> tuple[Any, Any, Any]:
+    """(model in eval mode, tokenizer, ModelConfig or None) of a checkpoint or export folder.
+
+    ``share_experts=False`` merges every expert's LoRA into its own MLP copy (the pre-sharing path).
+    """
     path = Path(path)
     if not path.is_dir():
         raise NekoError(f"model folder not found: {path}")
     if (path / "adapter_config.json").is_file():
         from neko.model.io import load_corrector
 
-        return load_corrector(path, merge=True)
+        return load_corrector(path, merge=True, share_experts=share_experts)
     if not (path / "config.json").is_file():
         raise NekoError(f"{path}: neither a `neko train` checkpoint nor a `neko export` folder")
     import torch
@@ -36,7 +40,12 @@ def load_folder(path: str | Path) -> tuple[Any, Any, Any]:
     if (path / "adapter" / "adapter_config.json").is_file():
         from peft import PeftModel
 
-        model = PeftModel.from_pretrained(model, str(path / "adapter")).merge_and_unload()
+        model = PeftModel.from_pretrained(model, str(path / "adapter"))
+        if share_experts:
+            from neko.model.shared_experts import share_experts as share
+
+            share(model)
+        model = model.merge_and_unload()
     tokenizer = AutoTokenizer.from_pretrained(path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token

@@ -31,10 +31,13 @@ ROUTER_FILE = "router.safetensors"
 FORMAT_VERSION = 1
 
 
-def build_base(cfg: ModelConfig) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+def build_base(
+    cfg: ModelConfig, expand_experts: bool = False
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """The base model of ``cfg`` before LoRA: dense, or upcycled to an MoE per ``cfg.routing``, in fp32.
 
     Fills ``cfg.base_sha256`` when unset and refuses a base whose recorded sha256 differs.
+    ``expand_experts``: the experts are read-only views of one MLP copy (see `upcycle`), for inference.
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -46,16 +49,45 @@ def build_base(cfg: ModelConfig) -> tuple[PreTrainedModel, PreTrainedTokenizerBa
             f"base {cfg.base!r} has sha256 {digest}, but the config was made with {cfg.base_sha256}"
         )
     cfg.base_sha256 = cfg.base_sha256 or digest
-    # Read into memory rather than memory-mapped: upcycling releases each dense MLP once its experts are
-    # built, which frees anonymous memory but would leave touched file pages resident (~100 MB more peak).
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, disable_mmap=True)
+    if expand_experts and sorted(Path(folder).glob("*.safetensors")):
+        model = _read_dense(Path(folder))
+    else:
+        # Read into memory rather than memory-mapped: upcycling releases each dense MLP once its experts are
+        # built, which frees anonymous memory but would leave touched file pages resident (~100 MB more peak).
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, disable_mmap=True)
     if cfg.routing != "dense":
-        model = upcycle(model, cfg.num_experts, cfg.top_k, consume=True)
+        model = upcycle(model, cfg.num_experts, cfg.top_k, consume=True, expand=expand_experts)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     if tokenizer.pad_token is None:
         # Padding positions are masked out everywhere; any id works, and eos is always in the vocabulary.
         tokenizer.pad_token = tokenizer.eos_token
     return model.eval(), tokenizer
+
+
+def _read_dense(folder: Path) -> PreTrainedModel:
+    """The fp32 model in ``folder``'s safetensors files, read tensor by tensor with ``pread``.
+
+    ``from_pretrained(disable_mmap=True)`` reads each file into one bytes object and then copies the tensors
+    out of it, so loading peaks at twice the model (SmolLM2: +0.5 GB); memory-mapping instead leaves the
+    file pages resident for as long as any tensor views them. Here each tensor gets its own buffer once.
+    """
+    import torch
+    from safetensors import safe_open
+    from transformers import AutoConfig, GenerationConfig
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
+
+    state = {}
+    for file in sorted(folder.glob("*.safetensors")):
+        with safe_open(str(file), framework="pt", backend="pread") as f:
+            for key in f.keys():
+                state[key] = f.get_tensor(key).to(torch.float32)
+    config = AutoConfig.from_pretrained(folder)
+    model = MODEL_FOR_CAUSAL_LM_MAPPING[type(config)].from_pretrained(
+        None, config=config, dtype=torch.float32, state_dict=state
+    )
+    if (folder / "generation_config.json").is_file():
+        model.generation_config = GenerationConfig.from_pretrained(folder)
+    return model
 
 
 def build_model(cfg: ModelConfig) -> tuple[Any, PreTrainedTokenizerBase]:
@@ -123,29 +155,40 @@ def read_config(path: str | os.PathLike) -> tuple[ModelConfig, dict]:
 
 
 def load_base_with_routers(
-    path: str | os.PathLike,
+    path: str | os.PathLike, expand_experts: bool = False
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, ModelConfig]:
     """The checkpoint's base model with its trained routers, without the LoRA adapter."""
     from safetensors.torch import load_file
     from transformers import AutoTokenizer
 
     cfg, _ = read_config(path)
-    model, _ = build_base(cfg)
+    model, _ = build_base(cfg, expand_experts)
     if (Path(path) / ROUTER_FILE).is_file():
         load_router_state(model, load_file(Path(path) / ROUTER_FILE))
     return model, AutoTokenizer.from_pretrained(path), cfg
 
 
-def load_corrector(path: str | os.PathLike, merge: bool = False, trainable: bool = False):
+def load_corrector(
+    path: str | os.PathLike, merge: bool = False, trainable: bool = False, share_experts: bool = False
+):
     """``(model, tokenizer, cfg)`` of a saved checkpoint; ``merge`` folds LoRA into plain weights.
 
     ``trainable=True`` (resume training) keeps adapters and routers trainable; otherwise eval mode.
+    ``share_experts=True`` (with ``merge``; what inference loads): the experts keep one copy of the MLP and
+    their LoRA factors (`neko.model.shared_experts`) instead of E merged copies, and loading never holds
+    the E copies; the model then is for inference only (``neko export`` saves the plain merged model).
     """
     from peft import PeftModel
 
-    model, tokenizer, cfg = load_base_with_routers(path)
+    if share_experts and (trainable or not merge):
+        raise ConfigError("share_experts is for inference: it needs merge=True and trainable=False")
+    model, tokenizer, cfg = load_base_with_routers(path, expand_experts=share_experts)
     model = PeftModel.from_pretrained(model, str(path), is_trainable=trainable)
     set_router_trainable(model, trainable and cfg.lora.train_router)
+    if share_experts:
+        from neko.model.shared_experts import share_experts as share
+
+        share(model)
     if merge:
         model = model.merge_and_unload()
     if not trainable:

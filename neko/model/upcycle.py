@@ -86,7 +86,12 @@ def moe_config(dense_cfg, num_experts: int, top_k: int):
 
 
 def upcycle(
-    dense_model: PreTrainedModel, num_experts: int, top_k: int, *, consume: bool = False
+    dense_model: PreTrainedModel,
+    num_experts: int,
+    top_k: int,
+    *,
+    consume: bool = False,
+    expand: bool = False,
 ) -> PreTrainedModel:
     """A MoE model whose every expert copies ``dense_model``'s MLP; an MoE model is returned unchanged.
 
@@ -95,6 +100,9 @@ def upcycle(
     copying them: the MoE takes the embeddings, attention and norms as they are and each dense MLP is
     released as soon as its experts are stacked, so loading never holds a dense and an MoE copy at once
     (SmolLM2 at 4 experts: peak RSS 3.7 GB -> under 2 GB); ``dense_model`` is unusable afterwards.
+    ``expand=True`` makes each fused expert weight a stride-0 ``expand`` view of one MLP copy instead of E
+    copies: read-only (an in-place update would write all experts at once), for inference loading that
+    shares the experts (`neko.model.shared_experts`), never for training or saving.
     """
     import torch
     from transformers import AutoModelForCausalLM
@@ -115,7 +123,9 @@ def upcycle(
         moe = AutoModelForCausalLM.from_config(cfg, dtype=dtype)
     shared = cfg.model_type == "qwen2_moe"
     release = _release_parameter(dense_model) if consume else None
-    state = _moe_state_dict(dense_model.state_dict(), num_experts, cfg.hidden_size, dtype, shared, release)
+    state = _moe_state_dict(
+        dense_model.state_dict(), num_experts, cfg.hidden_size, dtype, shared, release, expand
+    )
     missing, unexpected = moe.load_state_dict(state, strict=False, assign=True)
     if unexpected or missing:
         raise ConfigError(f"upcycling left weights unset {missing[:4]} or unused {unexpected[:4]}")
@@ -144,12 +154,13 @@ def _release_parameter(model: PreTrainedModel):
 
 
 def _moe_state_dict(
-    dense: dict, num_experts: int, hidden: int, dtype, shared_expert: bool, release=None
+    dense: dict, num_experts: int, hidden: int, dtype, shared_expert: bool, release=None, expand=False
 ) -> dict:
     """Dense weights renamed for the MoE, MLPs stacked into fused experts, seeded routers, zero shared experts.
 
     Without ``release`` the dense tensors are cloned (the MoE owns its weights); with it they are taken as
-    they are and each MLP weight is released (``release(name)``) once its experts are built.
+    they are and each MLP weight is released (``release(name)``) once its experts are built. ``expand``
+    stacks the experts as stride-0 views of one copy.
     """
     import torch
 
@@ -163,11 +174,16 @@ def _moe_state_dict(
     for prefix in sorted(layers, key=lambda p: int(p.rsplit(".", 1)[1])):
         names = [f"{prefix}.mlp.{proj}.weight" for proj in ("gate_proj", "up_proj", "down_proj")]
         gate, up, down = (dense.pop(name) for name in names)
-        out[f"{prefix}.mlp.experts.gate_up_proj"] = (
-            torch.cat([gate, up], 0).unsqueeze(0).repeat(num_experts, 1, 1)
-        )
-        out[f"{prefix}.mlp.experts.down_proj"] = down.unsqueeze(0).repeat(num_experts, 1, 1).contiguous()
-        del gate, up, down
+        gate_up = torch.cat([gate, up], 0).unsqueeze(0)
+        if expand:
+            # Views keep `down`'s storage alive after the dense parameter is released; cat made a new one.
+            out[f"{prefix}.mlp.experts.gate_up_proj"] = gate_up.expand(num_experts, -1, -1)
+            down = down if release else down.clone()
+            out[f"{prefix}.mlp.experts.down_proj"] = down.unsqueeze(0).expand(num_experts, -1, -1)
+        else:
+            out[f"{prefix}.mlp.experts.gate_up_proj"] = gate_up.repeat(num_experts, 1, 1)
+            out[f"{prefix}.mlp.experts.down_proj"] = down.unsqueeze(0).repeat(num_experts, 1, 1).contiguous()
+        del gate, up, down, gate_up
         if release:
             for name in names:
                 release(name)

@@ -1,0 +1,191 @@
+"""Inference experts that hold the upcycled MLP once, plus each expert's LoRA factors.
+
+Upcycling copies the dense MLP into every expert and training never changes those copies: each expert is
+``W + scaling * B_e @ A_e`` with one frozen ``W`` and a rank-r LoRA update. Merging the LoRA (as
+``merge_and_unload`` does) therefore stores E full MLPs that differ by rank-r deltas: SmolLM2 at 4 experts
+spends about 1.2 GB on them. `SharedLoraExperts` stores ``W`` once and the factors per expert, and computes
+what the merged `MixtralExperts` / `Qwen2MoeExperts` computes (same top-k weighting and accumulation):
+
+    gate_up = x @ W_gu^T + (x @ A_gu,e^T) @ (scaling * B_gu,e)^T    (x @ W_gu^T once per token, not per expert)
+    out     = h @ W_d^T  + (h @ A_d,e^T)  @ (scaling * B_d,e)^T     with h = act(gate) * up
+
+Only equal base copies may be shared: `share_experts` checks them and leaves any other module as it is (it
+is then merged as before). Training, ``neko export`` and ``merge=False`` never see this module: a model
+holding it is for inference and does not save as a plain transformers checkpoint.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+# transformers' fused experts with the layout gate_up_proj [E, 2I, H], down_proj [E, H, I], act(gate) * up.
+EXPERT_CLASSES = ("MixtralExperts", "Qwen2MoeExperts")
+PROJECTIONS = ("gate_up_proj", "down_proj")
+
+
+class SharedLoraExperts(nn.Module):
+    """Fused MoE experts as one shared MLP plus per-expert low-rank corrections (inference only).
+
+    ``gate_up`` [2I, H] and ``down`` [H, I] are the shared weights; ``factors`` maps a projection name
+    (``gate_up_proj`` / ``down_proj``) to ``(lhs [E, out, R], rhs [E, R, in])`` with the LoRA scaling
+    already in ``lhs``: expert e's weight is ``base + lhs[e] @ rhs[e]``. A projection without factors is the
+    shared weight for every expert. Stored stacked over experts, ``{proj}_lora_a`` [E*R, in] and
+    ``{proj}_lora_b`` [E*R, out] (scaled B transposed), so that all experts' corrections are two matrix
+    products: on CPU, E skinny rank-R products cost several times one product of rank E*R.
+    """
+
+    def __init__(self, experts: nn.Module, gate_up: torch.Tensor, down: torch.Tensor, factors: dict) -> None:
+        super().__init__()
+        self.num_experts = experts.num_experts
+        self.hidden_dim = experts.hidden_dim
+        self.intermediate_dim = experts.intermediate_dim
+        self.act_fn = experts.act_fn
+        self.gate_up_proj = nn.Parameter(gate_up, requires_grad=False)
+        self.down_proj = nn.Parameter(down, requires_grad=False)
+        self.rank = 0
+        for proj in PROJECTIONS:
+            lhs, rhs = factors.get(proj, (None, None))
+            a = b = None
+            if lhs is not None:
+                self.rank = max(self.rank, rhs.shape[1])
+                a = nn.Parameter(rhs.reshape(-1, rhs.shape[-1]).contiguous(), requires_grad=False)
+                b = nn.Parameter(
+                    lhs.transpose(1, 2).reshape(-1, lhs.shape[1]).contiguous(), requires_grad=False
+                )
+            self.register_parameter(f"{proj}_lora_a", a)
+            self.register_parameter(f"{proj}_lora_b", b)
+
+    def forward(
+        self, hidden_states: torch.Tensor, top_k_index: torch.Tensor, top_k_weights: torch.Tensor
+    ) -> torch.Tensor:
+        """Same signature and result as transformers' ``MixtralExperts.forward``.
+
+        Computed slot by slot of the top-k (every token's j-th expert at once) rather than expert by expert:
+        the shared weights then apply to whole [N, .] blocks with no sorting, gathering or index_add, and
+        each token's own expert enters only through its low-rank correction, selected by a one-hot mask.
+        """
+        # Expert-parallel sentinels (id == num_experts) add nothing, as in the eager loop.
+        weights = (top_k_weights * (top_k_index < self.num_experts)).t()  # [k, N]
+        with torch.no_grad():
+            select = F.one_hot(top_k_index.t(), self.num_experts + 1)[..., : self.num_experts]  # [k, N, E]
+        # The one projection every expert shares: once per token instead of once per (token, expert) pair.
+        gate_up = F.linear(hidden_states, self.gate_up_proj).expand(top_k_index.shape[-1], -1, -1)
+        gate_up = _add_low_rank(
+            gate_up, hidden_states, select, self.gate_up_proj_lora_a, self.gate_up_proj_lora_b
+        )
+        gate, up = gate_up.chunk(2, dim=-1)
+        current = self.act_fn(gate) * up  # [k, N, I]
+        out = F.linear(current, self.down_proj)
+        out = _add_low_rank(out, current, select, self.down_proj_lora_a, self.down_proj_lora_b)
+        return (out * weights[..., None]).sum(0).to(hidden_states.dtype)
+
+    def extra_repr(self) -> str:
+        return (
+            f"num_experts={self.num_experts}, hidden={self.hidden_dim}, "
+            f"intermediate={self.intermediate_dim}, rank={self.rank}"
+        )
+
+
+def _add_low_rank(base, inputs, select, lora_a, lora_b):
+    """``base`` [k, N, out] plus, for every slot and token, its expert's ``(inputs @ A_e^T) @ (s B_e)^T``.
+
+    All experts' rank-R inputs come from one product; the mask keeps each token's own expert's R columns.
+    """
+    if lora_a is None:
+        return base
+    low = F.linear(inputs, lora_a)  # [N or k x N, E*R]
+    rank = lora_a.shape[0] // select.shape[-1]
+    low = low * select.repeat_interleave(rank, dim=-1).to(low.dtype)
+    return torch.matmul(low, lora_b).add_(base)
+
+
+def share_experts(model: nn.Module) -> int:
+    """Replace, in place, every fused experts module of ``model`` whose experts share one base MLP by a
+    `SharedLoraExperts`; returns how many were replaced.
+
+    ``model`` is a plain transformers MoE or a peft model over one (before ``merge_and_unload``): the peft
+    LoRA on ``gate_up_proj`` / ``down_proj`` becomes the per-expert factors. A module is left as it is (and
+    merged later as before) when its experts' base weights differ or its adapter is not a plain LoRA. One
+    layer at a time: each module's E base copies are released as soon as its shared module is built.
+    """
+    replaced = 0
+    for block in list(model.modules()):
+        experts = block._modules.get("experts")
+        if experts is None:
+            continue
+        shared = shared_module(experts)
+        if shared is None:
+            _materialise(experts)
+            continue
+        block.experts = shared
+        replaced += 1
+    return replaced
+
+
+def shared_module(experts: nn.Module) -> SharedLoraExperts | None:
+    """The `SharedLoraExperts` equal to ``experts`` (a fused experts module, possibly wrapped by peft's
+    ``ParamWrapper``\\ s), or None when it cannot be shared."""
+    factors: dict = {}
+    layer = experts
+    while _is_param_wrapper(layer):
+        pair = _lora_factors(layer)
+        if pair is False:
+            return None
+        if pair is not None:
+            factors[layer.parameter_name] = pair
+        layer = layer.base_layer
+    if type(layer).__name__ not in EXPERT_CLASSES or set(factors) - set(PROJECTIONS):
+        return None
+    params = [getattr(layer, proj) for proj in PROJECTIONS]
+    if not all(_experts_equal(p) for p in params):
+        return None
+    # A stride-0 expand view already holds one copy; a real stack is cloned so its E copies can go.
+    gate_up, down = (p[0] if p.stride(0) == 0 else p[0].clone() for p in params)
+    return SharedLoraExperts(layer, gate_up.detach(), down.detach(), factors)
+
+
+def _is_param_wrapper(module: nn.Module) -> bool:
+    from peft.tuners.lora.layer import ParamWrapper
+
+    return isinstance(module, ParamWrapper)
+
+
+def _lora_factors(wrapper) -> tuple[torch.Tensor, torch.Tensor] | None | bool:
+    """``(lhs, rhs)`` of the active adapters of a peft ``ParamWrapper`` (ranks stacked, scaling in lhs),
+    None when no adapter is active, False when the adapter cannot be expressed that way."""
+    if wrapper.merged:
+        return False
+    if wrapper.disable_adapters:
+        return None
+    lhs_parts, rhs_parts = [], []
+    for name in wrapper.active_adapters:
+        if name not in wrapper.lora_A:
+            continue
+        if wrapper.use_dora.get(name) or wrapper.lora_bias.get(name):
+            return False
+        lhs, rhs, scaling = wrapper.get_delta_factors(name)
+        param = wrapper.get_param()
+        # delta = scaling * lhs @ rhs has the parameter's own [E, out, in] shape.
+        if (lhs.shape[0], lhs.shape[1], rhs.shape[2]) != tuple(param.shape):
+            return False
+        lhs_parts.append(lhs.detach() * scaling)
+        rhs_parts.append(rhs.detach())
+    if not lhs_parts:
+        return None
+    return torch.cat(lhs_parts, dim=-1).contiguous(), torch.cat(rhs_parts, dim=-2).contiguous()
+
+
+def _experts_equal(param: torch.Tensor) -> bool:
+    """Whether every expert slice of a fused [E, ...] weight is the same tensor."""
+    if param.stride(0) == 0:
+        return True
+    return all(torch.equal(param[0], param[e]) for e in range(1, param.shape[0]))
+
+
+def _materialise(module: nn.Module) -> None:
+    """Give stride-0 expert weights left unshared their own storage: merging adds to them in place."""
+    for _, param in module.named_parameters():
+        if param.dim() == 3 and param.stride(0) == 0:
+            param.data = param.data.contiguous()
