@@ -83,7 +83,9 @@ def test_auto_margin_is_the_models_preference_over_the_first_hypothesis():
     # The margin is log p(generated + EOS | prompt) - log p(first hypothesis + EOS | prompt).
     corrector = make("auto")
     tok, model = corrector.tokenizer, corrector.model
-    prompt = prepare(tok, Record(id="x", task="asr", dataset="d", hypotheses=hyps), corrector.config).prompt_ids
+    prompt = prepare(
+        tok, Record(id="x", task="asr", dataset="d", hypotheses=hyps), corrector.config
+    ).prompt_ids
 
     def log_prob(text: str) -> float:
         cont = answer_ids(tok, text) + [tok.eos_token_id]
