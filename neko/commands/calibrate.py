@@ -42,12 +42,15 @@ def run(args: argparse.Namespace) -> int:
 
     files = [path for pattern in args.dev for path in expand_paths(pattern)]
     by_task: dict[str, list] = {}
+    sources: dict[str, list[str]] = {}
     for path in files:
         records = [r for r in read_records(path) if r.references]
         if not records:
             raise NekoError(f"{path}: no record with a reference to calibrate on")
         for record in sample_records(records, args.limit, args.seed):
             by_task.setdefault(record.task, []).append(record)
+            if str(path) not in sources.setdefault(record.task, []):
+                sources[record.task].append(str(path))
     unknown = sorted(set(by_task) - set(TASK_TARGETS))
     if unknown:
         raise NekoError(f"no calibration metric for task(s) {', '.join(unknown)}")
@@ -78,6 +81,6 @@ def run(args: argparse.Namespace) -> int:
                 f"harmful edits {result.harmful_edit_rate:.0%}); guard {summary['guard']}"
             )
     if args.write:
-        file = write_task_guards(model_dir, results, [str(f) for f in files])
+        file = write_task_guards(model_dir, results, sources)
         print(f"guard thresholds written to {file}", file=sys.stderr)
     return 0

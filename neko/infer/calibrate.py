@@ -163,7 +163,7 @@ def write_task_guards(
     for result in results:
         guards[result.task] = guard_dict(result.guard)
         notes[result.task] = {
-            "data": list(sources),
+            "data": [Path(source).name for source in sources.get(result.task, [])],
             "n": result.n,
             "metric": result.metric,
             "first": round(result.first, 6),
