@@ -86,6 +86,7 @@ def test_margin_check_keeps_only_changes_the_model_is_sure_of():
     with pytest.raises(ValueError, match="margin"):
         guard_output(HYPS[1], HYPS, config)
     assert guard_output(HYPS[1], HYPS, GuardConfig(min_margin=float("inf")), margin=99.0)[1]
+    assert guard_output(HYPS[1], HYPS, GuardConfig(min_margin=float("inf"))) == (HYPS[0], True)
 
 
 def test_calibration_with_margins_is_never_worse_than_the_first_hypothesis():

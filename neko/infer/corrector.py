@@ -229,7 +229,7 @@ class Corrector:
             if not changes_first(text, shown, rec.task):
                 continue
             if self.config.score_margins or (
-                guard.needs_margin and judge(text, shown, guard, rec.task).accepted
+                guard.needs_scores and judge(text, shown, guard, rec.task).accepted
             ):
                 need.append(j)
         margins: list[float | None] = [None] * len(part)

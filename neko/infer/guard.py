@@ -52,8 +52,13 @@ class GuardConfig:
 
     @property
     def needs_margin(self) -> bool:
-        """True when the margin check is on, so the output and the first hypothesis must be scored."""
+        """True when the margin check is on (any output that changes the first hypothesis is checked)."""
         return self.min_margin != float("-inf")
+
+    @property
+    def needs_scores(self) -> bool:
+        """True when the check needs the model's scores: a finite ``min_margin``."""
+        return self.needs_margin and self.min_margin != float("inf")
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "guard") -> GuardConfig:
@@ -122,6 +127,8 @@ def guard_output(
     if not judge(output, hypotheses, config, task).accepted:
         return hypotheses[0], True
     if config.needs_margin and changes_first(output, hypotheses, task):
+        if config.min_margin == float("inf"):
+            return hypotheses[0], True  # no margin is enough: no need to have scored it
         if margin is None:
             raise ValueError("the guard's margin check needs the output's score margin")
         if margin < config.min_margin:
