@@ -46,9 +46,9 @@ DEFAULT_MODEL := $(wildcard neko/default_model/*)
 results/.limit: FORCE
 	@mkdir -p results; if [ "$$(cat $@ 2>/dev/null)" != "$(LIMIT)" ]; then echo "$(LIMIT)" > $@; fi
 
-# Rows that run the bundled model (method neko without a model: key) go stale with it; the ablation rows
+# Rows that run the bundled model (method neko, model default or unset) go stale with it; the ablation rows
 # with the models that `make ablations` trains; the baselines with neither.
-MODEL_ROWS := $(shell grep -L '^model:' $$(grep -l '^method: neko' $(EXPERIMENTS)))
+MODEL_ROWS := $(shell grep -L '^model: ~' $$(grep -l '^method: neko' $(EXPERIMENTS)))
 $(patsubst configs/experiments/%.yaml,results/%.json,$(MODEL_ROWS)): $(DEFAULT_MODEL)
 $(filter results/ablation/%,$(RESULTS)): $(wildcard $(HOME)/.cache/neko/runs/ablation-*/final/*.safetensors)
 
