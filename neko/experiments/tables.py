@@ -159,6 +159,11 @@ def render_table(name: str, rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines + ([""] + notes if notes else []) + [""])
 
 
+def _figure(value: Any) -> str:
+    """A benchmark figure as shown: floats to 3 decimals, the rest as text."""
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
 def render_efficiency(results_dir: str | os.PathLike) -> str:
     """Table 6 from the benchmark scripts' JSON files in ``results/efficiency/`` (measured, so it varies)."""
     files = sorted(Path(results_dir, "efficiency").glob("*.json"))
@@ -175,8 +180,11 @@ def render_efficiency(results_dir: str | os.PathLike) -> str:
     for path in files:
         bench = json.loads(path.read_text(encoding="utf-8"))
         for key, value in bench.get("summary", {}).items():
-            shown = f"{value:.3f}" if isinstance(value, float) else str(value)
-            lines.append(f"| {path.stem} | {key} | {shown} |")
+            if isinstance(value, dict):  # e.g. corrections_per_s: one row per way
+                for sub, sub_value in value.items():
+                    lines.append(f"| {path.stem} | {key}: {sub} | {_figure(sub_value)} |")
+            else:
+                lines.append(f"| {path.stem} | {key} | {_figure(value)} |")
         if bench.get("command"):
             commands.append(f"- {path.stem}: `{bench['command']}`")
     return "\n".join(lines + [""] + commands + [""])
