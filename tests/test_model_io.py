@@ -6,32 +6,17 @@ import json
 
 import pytest
 import torch
+from model_helpers import perturb, token_logits
 
 from neko.errors import ConfigError
 from neko.model.config import LoraSettings, ModelConfig
 from neko.model.export import export_checkpoint
 from neko.model.io import build_model, load_corrector, read_config, save_pretrained_corrector
-from neko.model.routing import task_routing
 from neko.model.tiny import save_tiny_base
 
 torch.set_num_threads(1)
 
 TEXTS = ["he go to school every day", "hi", "the quick brown fox"]
-
-
-def _perturb(model) -> None:
-    """Make adapters and routers non-trivial without training (lora_B starts at zero)."""
-    gen = torch.Generator().manual_seed(3)
-    with torch.no_grad():
-        for param in model.parameters():
-            if param.requires_grad:
-                param.add_(torch.randn(param.shape, generator=gen) * 0.05)
-
-
-def _logits(model, tok, experts=None, mode="neko"):
-    batch = tok(TEXTS, return_tensors="pt", padding=True)
-    with torch.no_grad(), task_routing(model, experts, mode):
-        return model(**batch).logits[batch.attention_mask.bool()]
 
 
 @pytest.fixture(scope="module", params=["llama", "qwen2"])
@@ -40,7 +25,7 @@ def checkpoint(request, tmp_path_factory):
     base = save_tiny_base(root / "base", request.param)
     cfg = ModelConfig(base=str(base), lora=LoraSettings(r=4, alpha=8))
     model, tok = build_model(cfg)
-    _perturb(model)
+    perturb(model)
     model.eval()
     save_pretrained_corrector(model, tok, cfg, root / "ckpt", training={"steps": 0, "note": "test"})
     return model, tok, cfg, root
@@ -52,7 +37,10 @@ def test_save_load_identical_logits(checkpoint) -> None:
     assert cfg2 == cfg and tok2(TEXTS).input_ids == tok(TEXTS).input_ids
     for experts in (None, torch.tensor([3, 0, 1])):
         torch.testing.assert_close(
-            _logits(loaded, tok2, experts), _logits(model, tok, experts), atol=0, rtol=0
+            token_logits(loaded, tok2, TEXTS, experts),
+            token_logits(model, tok, TEXTS, experts),
+            atol=0,
+            rtol=0,
         )
     data = json.loads((root / "ckpt" / "neko_config.json").read_text())
     assert data["training"] == {"steps": 0, "note": "test"}
@@ -71,10 +59,13 @@ def test_merged_export_loads_with_plain_transformers(checkpoint) -> None:
     batch = tok2(TEXTS, return_tensors="pt", padding=True)
     with torch.no_grad():
         got = plain(**batch).logits[batch.attention_mask.bool()]
-    torch.testing.assert_close(got, _logits(model, tok), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(got, token_logits(model, tok, TEXTS), atol=1e-4, rtol=1e-4)
     experts = torch.tensor([2, 1, 0])
     torch.testing.assert_close(
-        _logits(plain, tok2, experts), _logits(model, tok, experts), atol=1e-4, rtol=1e-4
+        token_logits(plain, tok2, TEXTS, experts),
+        token_logits(model, tok, TEXTS, experts),
+        atol=1e-4,
+        rtol=1e-4,
     )
 
 
@@ -85,7 +76,12 @@ def test_unmerged_export_has_base_and_adapter(checkpoint) -> None:
     model, tok, _, root = checkpoint
     out = export_checkpoint(root / "ckpt", root / "export_unmerged", merge=False)
     with_adapter = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(out), out / "adapter")
-    torch.testing.assert_close(_logits(with_adapter, tok), _logits(model, tok), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        token_logits(with_adapter, tok, TEXTS),
+        token_logits(model, tok, TEXTS),
+        atol=1e-5,
+        rtol=1e-5,
+    )
     assert read_config(out)[1]["exported"]["merged"] is False
 
 
@@ -118,5 +114,8 @@ def test_trained_parts_export_is_small_and_loads(checkpoint) -> None:
     for experts in (None, torch.tensor([3, 0, 1])):
         # float16 storage of the trained parts: close to, not identical with, the float32 checkpoint.
         torch.testing.assert_close(
-            _logits(loaded, tok2, experts), _logits(model, tok, experts), atol=2e-3, rtol=0
+            token_logits(loaded, tok2, TEXTS, experts),
+            token_logits(model, tok, TEXTS, experts),
+            atol=2e-3,
+            rtol=0,
         )

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from model_helpers import perturb, token_logits
 
 from neko.model.config import LoraSettings, ModelConfig
 from neko.model.io import build_model, load_base_with_routers, load_corrector, save_pretrained_corrector
 from neko.model.lora import apply_lora
-from neko.model.routing import task_routing
 from neko.model.shared_experts import EXPERT_CLASSES, SharedLoraExperts, share_experts
 from neko.model.tiny import save_tiny_base, tiny_dense_model
 from neko.model.upcycle import upcycle
@@ -18,25 +18,10 @@ torch.set_num_threads(1)
 TEXTS = ["he go to school every day", "hi", "the quick brown fox jumps"]
 
 
-def _perturb(model, seed: int = 3) -> None:
-    """Non-zero adapters and routers (peft starts lora_B at zero, which would hide the expert deltas)."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for param in model.parameters():
-            if param.requires_grad:
-                param.add_(torch.randn(param.shape, generator=gen) * 0.05)
-
-
 def _experts(model) -> list:
     return [
         m for m in model.modules() if type(m).__name__ in EXPERT_CLASSES or isinstance(m, SharedLoraExperts)
     ]
-
-
-def _logits(model, tok, experts=None, mode="neko"):
-    batch = tok(TEXTS, return_tensors="pt", padding=True)
-    with torch.no_grad(), task_routing(model, experts, mode):
-        return model(**batch).logits[batch.attention_mask.bool()]
 
 
 @pytest.fixture(scope="module", params=["llama", "qwen2"])
@@ -45,7 +30,7 @@ def loaded(request, tmp_path_factory):
     base = save_tiny_base(root / "base", request.param)
     cfg = ModelConfig(base=str(base), lora=LoraSettings(r=4, alpha=8))
     model, tok = build_model(cfg)
-    _perturb(model)
+    perturb(model)
     save_pretrained_corrector(model, tok, cfg, root / "ckpt")
     merged, _, _ = load_corrector(root / "ckpt", merge=True)
     shared, tok, cfg = load_corrector(root / "ckpt", merge=True, share_experts=True)
@@ -63,7 +48,10 @@ def test_logits_match_the_merged_model(loaded) -> None:
     merged, shared, tok, *_ = loaded
     for experts, mode in ((None, "learned"), (None, "neko"), (torch.tensor([3, 0, 1]), "neko")):
         torch.testing.assert_close(
-            _logits(shared, tok, experts, mode), _logits(merged, tok, experts, mode), atol=1e-4, rtol=1e-4
+            token_logits(shared, tok, TEXTS, experts, mode),
+            token_logits(merged, tok, TEXTS, experts, mode),
+            atol=1e-4,
+            rtol=1e-4,
         )
 
 
@@ -115,7 +103,7 @@ def test_experts_with_different_bases_stay_merged(wrapped: bool) -> None:
     model = moe
     if wrapped:
         model = apply_lora(moe, LoraSettings(r=4, alpha=8))
-        _perturb(model)
+        perturb(model)
     ids = torch.tensor([[5, 9, 17, 33, 2, 7]])
     with torch.no_grad():
         before = model(input_ids=ids).logits
