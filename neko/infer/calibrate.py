@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from neko.infer.guard import GuardConfig, calibrate_guard, guard_output, harmful_edit_rate
+from neko.infer.prompt import shown_indices
 from neko.records import Record
 
 # Main metric of each task and whether higher is better.
@@ -75,19 +76,6 @@ def task_score(task: str, records: Sequence[Record]) -> Callable[[Sequence[str]]
     return lambda outputs: float(score_corpus(task, list(outputs), list(records))[metric])
 
 
-def shown_hypotheses(record: Record, max_hypotheses: int) -> list[str]:
-    """The hypotheses a prompt shows: the first ``max_hypotheses`` distinct ones (as ``prepare`` keeps them)."""
-    shown, seen = [], set()
-    for hyp in record.hypotheses:
-        key = " ".join(hyp.split())
-        if key not in seen:
-            seen.add(key)
-            shown.append(hyp)
-        if len(shown) == max_hypotheses:
-            break
-    return shown
-
-
 def calibrate_task(
     corrector: Any,
     task: str,
@@ -107,7 +95,9 @@ def calibrate_task(
         corrector.config = saved
     outputs = [c.generated or c.text for c in corrections]
     margins = [c.margin for c in corrections]
-    hypotheses = [shown_hypotheses(r, saved.max_hypotheses) for r in records]
+    hypotheses = [
+        [r.hypotheses[i] for i in shown_indices(r.hypotheses, saved.max_hypotheses)] for r in records
+    ]
     references = [r.references[0] for r in records]
     score = task_score(task, records)
     sign = -1.0 if higher_is_better else 1.0

@@ -63,19 +63,27 @@ def _task_prompt(tokenizer: Any, record: Record) -> list[int]:
     return list(encoded)
 
 
-def prepare(tokenizer: Any, record: Record, config: InferConfig) -> Prepared:
-    """Cut ``record`` to the budget of ``config`` and encode its prompt and its hypotheses."""
-    shown, texts, seen = [], [], set()
-    for index, hyp in enumerate(record.hypotheses):
+def shown_indices(hypotheses: list[str], max_hypotheses: int) -> list[int]:
+    """Indices of the hypotheses a prompt shows: the first ``max_hypotheses`` distinct ones (whitespace
+    collapsed). The task prompts drop repeats too; a repeat must not take a slot of the n-best."""
+    shown: list[int] = []
+    seen: set[str] = set()
+    for index, hyp in enumerate(hypotheses):
         key = " ".join(hyp.split())
         if key in seen:
-            continue  # the task prompts drop repeats too; a repeat must not take a slot of the n-best
-        if len(shown) == config.max_hypotheses:
+            continue
+        if len(shown) == max_hypotheses:
             break
         seen.add(key)
         shown.append(index)
-        texts.append(hyp)
-    truncated = len(seen) < len({" ".join(h.split()) for h in record.hypotheses})
+    return shown
+
+
+def prepare(tokenizer: Any, record: Record, config: InferConfig) -> Prepared:
+    """Cut ``record`` to the budget of ``config`` and encode its prompt and its hypotheses."""
+    shown = shown_indices(record.hypotheses, config.max_hypotheses)
+    texts = [record.hypotheses[i] for i in shown]
+    truncated = len(shown) < len({" ".join(h.split()) for h in record.hypotheses})
     for k, hyp in enumerate(texts):
         texts[k], cut = _cut(tokenizer, hyp, config.max_hypothesis_tokens)
         truncated |= cut
