@@ -219,10 +219,11 @@ class Corrector:
         guard with a margin check (or any changing output when ``score_margins`` is on). Both texts are
         scored as answers to the same prompt, in one ``select`` pass per batch.
         """
+        margins: list[float | None] = [None] * len(part)
+        if mode != "auto":
+            return margins
         need = []
         for j, (p, text) in enumerate(zip(part, texts, strict=True)):
-            if mode != "auto":
-                continue
             rec = recs[indices[j]]
             shown = [rec.hypotheses[k] for k in p.shown]
             guard = self.config.guard_for(rec.task)
@@ -232,7 +233,6 @@ class Corrector:
                 guard.needs_scores and judge(text, shown, guard, rec.task).accepted
             ):
                 need.append(j)
-        margins: list[float | None] = [None] * len(part)
         for start in range(0, len(need), batch_size):
             batch = need[start : start + batch_size]
             picks = select_best(
