@@ -22,3 +22,19 @@ def token_logits(model, tok, texts, experts=None, mode="neko") -> torch.Tensor:
     batch = tok(texts, return_tensors="pt", padding=True)
     with torch.no_grad(), task_routing(model, experts, mode):
         return model(**batch).logits[batch.attention_mask.bool()]
+
+
+def perturbed_checkpoint(root, family: str, training: dict | None = None):
+    """(model, tokenizer, cfg) of a tiny upcycled MoE with perturbed LoRA and routers, saved as a `neko
+    train`-style checkpoint in ``root / "ckpt"`` over a tiny random ``family`` base in ``root / "base"``."""
+    from neko.model.config import LoraSettings, ModelConfig
+    from neko.model.io import build_model, save_pretrained_corrector
+    from neko.model.tiny import save_tiny_base
+
+    base = save_tiny_base(root / "base", family)
+    cfg = ModelConfig(base=str(base), lora=LoraSettings(r=4, alpha=8))
+    model, tok = build_model(cfg)
+    perturb(model)
+    model.eval()
+    save_pretrained_corrector(model, tok, cfg, root / "ckpt", training=training)
+    return model, tok, cfg

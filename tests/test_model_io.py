@@ -6,13 +6,12 @@ import json
 
 import pytest
 import torch
-from model_helpers import perturb, token_logits
+from model_helpers import perturbed_checkpoint, token_logits
 
 from neko.errors import ConfigError
-from neko.model.config import LoraSettings, ModelConfig
+from neko.model.config import ModelConfig
 from neko.model.export import export_checkpoint
-from neko.model.io import build_model, load_corrector, read_config, save_pretrained_corrector
-from neko.model.tiny import save_tiny_base
+from neko.model.io import build_model, load_corrector, read_config
 
 torch.set_num_threads(1)
 
@@ -22,12 +21,7 @@ TEXTS = ["he go to school every day", "hi", "the quick brown fox"]
 @pytest.fixture(scope="module", params=["llama", "qwen2"])
 def checkpoint(request, tmp_path_factory):
     root = tmp_path_factory.mktemp(request.param)
-    base = save_tiny_base(root / "base", request.param)
-    cfg = ModelConfig(base=str(base), lora=LoraSettings(r=4, alpha=8))
-    model, tok = build_model(cfg)
-    perturb(model)
-    model.eval()
-    save_pretrained_corrector(model, tok, cfg, root / "ckpt", training={"steps": 0, "note": "test"})
+    model, tok, cfg = perturbed_checkpoint(root, request.param, training={"steps": 0, "note": "test"})
     return model, tok, cfg, root
 
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-from model_helpers import perturb, token_logits
+from model_helpers import perturb, perturbed_checkpoint, token_logits
 
-from neko.model.config import LoraSettings, ModelConfig
-from neko.model.io import build_model, load_base_with_routers, load_corrector, save_pretrained_corrector
+from neko.model.config import LoraSettings
+from neko.model.io import load_base_with_routers, load_corrector
 from neko.model.lora import apply_lora
 from neko.model.shared_experts import EXPERT_CLASSES, SharedLoraExperts, share_experts
-from neko.model.tiny import save_tiny_base, tiny_dense_model
+from neko.model.tiny import tiny_dense_model
 from neko.model.upcycle import upcycle
 
 torch.set_num_threads(1)
@@ -27,11 +27,7 @@ def _experts(model) -> list:
 @pytest.fixture(scope="module", params=["llama", "qwen2"])
 def loaded(request, tmp_path_factory):
     root = tmp_path_factory.mktemp(request.param)
-    base = save_tiny_base(root / "base", request.param)
-    cfg = ModelConfig(base=str(base), lora=LoraSettings(r=4, alpha=8))
-    model, tok = build_model(cfg)
-    perturb(model)
-    save_pretrained_corrector(model, tok, cfg, root / "ckpt")
+    perturbed_checkpoint(root, request.param)
     merged, _, _ = load_corrector(root / "ckpt", merge=True)
     shared, tok, cfg = load_corrector(root / "ckpt", merge=True, share_experts=True)
     return merged, shared, tok, cfg, root
