@@ -131,7 +131,7 @@ data-asr-rest:  ## Whisper tiny + base on shared audio (2 conditions), tiny to A
 data-ocr:  ## Tesseract n-best lines at severities 1-3, train and dev
 	set -e; for s in 1 2 3; do $(OCR_GEN) --severity $$s --n $(OCR_N); $(OCR_GEN) --severity $$s --split dev --n $(OCR_DEV_N); done
 
-data-manifest:  ## manifest of prepared + generated data (task, split, count, 1-best / oracle scores)
+data-manifest: prepared  ## manifest of prepared + generated data (task, split, count, 1-best / oracle scores)
 	neko prepare manifest --dirs $(PREPARED) $(GEN) --out $(GEN)/manifest.json
 
 SMOKE ?= $(HOME)/.cache/neko/smoke
