@@ -101,6 +101,9 @@ test-deepspeed:  ## DeepSpeed ZeRO-2 (1 and 2 CPU processes) and ZeRO-3 train, s
 GEN ?= $(HOME)/.cache/neko/generated
 WORKERS ?= 1
 ASR_N ?= 2000
+ASR_FIRST_N ?= 750
+ASR_BASE_N ?= 750
+ASR_PS_N ?= 300
 ASR_DEV_N ?= 125
 ASR_CONDITIONS ?= clean noisy reverb telephone
 OCR_N ?= 1000
@@ -118,15 +121,15 @@ install-data:  ## engines for `make data`: Debian TTS/OCR/text packages, then th
 data: data-asr-first data-ocr data-asr-rest data-manifest  ## the full generated mixture in $(GEN) (hours; resumable)
 
 data-asr-first:  ## first usable set: Whisper tiny, clean + noisy x 750, then the 4 x ASR_DEV_N dev utterances
-	set -e; for c in clean noisy; do $(ASR_GEN) --condition $$c --n 750; done
+	set -e; for c in clean noisy; do $(ASR_GEN) --condition $$c --n $(ASR_FIRST_N); done
 	set -e; for c in $(ASR_CONDITIONS); do $(ASR_GEN) --condition $$c --split dev --n $(ASR_DEV_N); done
 
 data-asr-rest:  ## Whisper tiny + base on shared audio (2 conditions), tiny to ASR_N in all 4, pocketsphinx (weak)
 	set -e; for c in noisy telephone; do \
-		$(ASR_GEN) --condition $$c --recognizer whisper-tiny,whisper-base --n 750; \
+		$(ASR_GEN) --condition $$c --recognizer whisper-tiny,whisper-base --n $(ASR_BASE_N); \
 		$(ASR_GEN) --condition $$c --recognizer whisper-base --split dev --n $(ASR_DEV_N); done
 	set -e; for c in $(ASR_CONDITIONS); do $(ASR_GEN) --condition $$c --n $(ASR_N); done
-	$(ASR_GEN) --condition clean --recognizer pocketsphinx --n 300
+	$(ASR_GEN) --condition clean --recognizer pocketsphinx --n $(ASR_PS_N)
 
 data-ocr:  ## Tesseract n-best lines at severities 1-3, train and dev
 	set -e; for s in 1 2 3; do $(OCR_GEN) --severity $$s --n $(OCR_N); $(OCR_GEN) --severity $$s --split dev --n $(OCR_DEV_N); done
