@@ -108,8 +108,8 @@ ASR_DEV_N ?= 125
 ASR_CONDITIONS ?= clean noisy reverb telephone
 OCR_N ?= 1000
 OCR_DEV_N ?= 100
-ASR_GEN = HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 neko prepare asr-nbest --out $(GEN) --workers $(WORKERS)
-OCR_GEN = OMP_THREAD_LIMIT=1 neko prepare ocr-lines --out $(GEN)
+ASR_GEN = HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 neko prepare asr-nbest --data $(DATA) --out $(GEN) --workers $(WORKERS)
+OCR_GEN = OMP_THREAD_LIMIT=1 neko prepare ocr-lines --data $(DATA) --out $(GEN)
 .PHONY: install-data data data-asr-first data-asr-rest data-ocr data-manifest data-smoke
 
 install-data:  ## engines for `make data`: Debian TTS/OCR/text packages, then the pinned `data` extra
@@ -140,9 +140,9 @@ data-manifest: prepared  ## manifest of prepared + generated data (task, split, 
 SMOKE ?= $(HOME)/.cache/neko/smoke
 data-smoke:  ## CI-sized: 3 sentences with each engine, then check schema, distinct hypotheses, no HyPoradise test text
 	rm -rf $(SMOKE)
-	HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 neko prepare asr-nbest --out $(SMOKE) --condition noisy --n 3 --quiet \
+	HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 neko prepare asr-nbest --data $(DATA) --out $(SMOKE) --condition noisy --n 3 --quiet \
 		--recognizer whisper-tiny,whisper-base,pocketsphinx
-	OMP_THREAD_LIMIT=1 neko prepare ocr-lines --out $(SMOKE) --severity 2 --n 3 --quiet
+	OMP_THREAD_LIMIT=1 neko prepare ocr-lines --data $(DATA) --out $(SMOKE) --severity 2 --n 3 --quiet
 	neko prepare manifest --dirs $(SMOKE) --out $(SMOKE)/manifest.json --check
 
 # ---- non-neural baselines and oracles (docs/BASELINES.md): one text table per record set and normaliser

@@ -162,13 +162,23 @@ def build_pool(
 
 
 def default_pool(data: Path, *, seed: int = 0) -> tuple[list[Sentence], PoolStats]:
-    """The pool from the shared data folder (WMT22, HyPoradise blocklist) and the Debian text packages."""
+    """The pool from the shared data folder (WMT22, HyPoradise blocklist) and the Debian text packages.
+
+    Without the HyPoradise test files nothing could keep their references out of training, and without the
+    WMT22 references the pool (so every generated dataset) would differ: both missing folders are errors.
+    """
+    hyporadise, references = data / "hyporadise", data / "wmt" / "wmt22" / "references"
+    for folder, pattern in ((hyporadise, "test_*.json"), (references, "*.en")):
+        if not any(folder.glob(pattern)):
+            raise InputError(
+                str(folder), None, f"no {pattern} files: the text pool needs them (pass --data or set NEKO_DATA)"
+            )
     sources = {
-        "wmt22": wmt_references(data / "wmt" / "wmt22" / "references"),
+        "wmt22": wmt_references(references),
         "wordnet": wordnet_examples(),
         "fortunes": fortunes(),
     }
-    return build_pool(sources, hyporadise_blocklist(data / "hyporadise"), seed=seed)
+    return build_pool(sources, hyporadise_blocklist(hyporadise), seed=seed)
 
 
 def sentences_for(pool: list[Sentence], split: str, stream: str, n: int) -> list[Sentence]:

@@ -93,6 +93,17 @@ def test_blocklist_error_names_file_and_record(tmp_path):
         text_sources.hyporadise_blocklist(tmp_path)
 
 
+def test_pool_without_shared_data_is_an_error_not_a_smaller_pool(tmp_path):
+    from neko.errors import InputError
+
+    with pytest.raises(InputError, match=r"hyporadise: no test_\*.json files"):
+        text_sources.default_pool(tmp_path)
+    (tmp_path / "hyporadise").mkdir()
+    (tmp_path / "hyporadise" / "test_x.json").write_text(json.dumps([{"output": "some test words"}]))
+    with pytest.raises(InputError, match=r"references: no \*.en files"):
+        text_sources.default_pool(tmp_path)
+
+
 def test_split_and_sentence_streams_are_deterministic_prefixes():
     pool, _ = text_sources.build_pool(
         {"s": [f"this is sentence number {i} of many" for i in range(300)]}, set()
