@@ -140,8 +140,8 @@ data-manifest: prepared  ## manifest of prepared + generated data (task, split, 
 SMOKE ?= $(HOME)/.cache/neko/smoke
 data-smoke:  ## CI-sized: 3 sentences with each engine, then check schema, distinct hypotheses, no HyPoradise test text
 	rm -rf $(SMOKE)
-	HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 neko prepare asr-nbest --data $(DATA) --out $(SMOKE) --condition noisy --n 3 --quiet \
-		--recognizer whisper-tiny,whisper-base,pocketsphinx
+	HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 neko prepare asr-nbest --data $(DATA) --out $(SMOKE) --condition noisy \
+		--n 3 --quiet --recognizer whisper-tiny,whisper-base,pocketsphinx
 	OMP_THREAD_LIMIT=1 neko prepare ocr-lines --data $(DATA) --out $(SMOKE) --severity 2 --n 3 --quiet
 	neko prepare manifest --dirs $(SMOKE) --out $(SMOKE)/manifest.json --check
 
