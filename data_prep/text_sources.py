@@ -171,7 +171,9 @@ def default_pool(data: Path, *, seed: int = 0) -> tuple[list[Sentence], PoolStat
     for folder, pattern in ((hyporadise, "test_*.json"), (references, "*.en")):
         if not any(folder.glob(pattern)):
             raise InputError(
-                str(folder), None, f"no {pattern} files: the text pool needs them (pass --data or set NEKO_DATA)"
+                str(folder),
+                None,
+                f"no {pattern} files: the text pool needs them (pass --data or set NEKO_DATA)",
             )
     sources = {
         "wmt22": wmt_references(references),
