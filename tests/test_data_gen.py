@@ -137,6 +137,16 @@ def test_render_same_seed_same_audio():
     assert np.array_equal(a, b) and a.dtype == np.float32 and len(a) > 8000
 
 
+@pytest.mark.skipif(not _installed("piper"), reason="no piper-tts")
+def test_piper_speech_is_the_same_whatever_ran_before():
+    first, rate = speech.synthesize_piper("a short test of the voice", 1.0, 0.7)
+    speech.synthesize_piper("something else entirely", 0.9, 0.5)
+    again, _ = speech.synthesize_piper("a short test of the voice", 1.0, 0.7)
+    other, _ = speech.synthesize_piper("a short test of the voice", 1.0, 0.6)
+    assert rate == 22050 and np.array_equal(first, again)
+    assert not (len(first) == len(other) and np.array_equal(first, other))
+
+
 def test_make_record_schema_and_dataset_name():
     utt = asr_nbest.Utterance(
         "noisy-train-000001", "it took twenty minutes", "It took 20 minutes.", "wmt22", "noisy", "train"
