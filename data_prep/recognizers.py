@@ -16,6 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+from filelock import FileLock
 
 from data_prep.speech import SAMPLE_RATE, package_dir
 from neko.paths import cache_dir
@@ -44,18 +45,20 @@ def whisper_base_dir() -> Path:
     target = cache_dir("models", "whisper-base-ct2")
     expected = (part1 / "model.bin.part1").stat().st_size + (part2 / "model.bin.part2").stat().st_size
     model = target / "model.bin"
-    if not model.exists() or model.stat().st_size != expected:
-        tmp = target / "model.bin.tmp"
-        with open(tmp, "wb") as out:
-            for part in (part1 / "model.bin.part1", part2 / "model.bin.part2"):
-                with open(part, "rb") as src:
-                    while chunk := src.read(1 << 24):
-                        out.write(chunk)
-        os.replace(tmp, model)
-    for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
-        link = target / name
-        if not link.exists():
-            link.symlink_to(part1 / name)
+    # Every worker of a fresh run gets here at once: one joins the parts, the others wait for it.
+    with FileLock(target / ".join.lock"):
+        if not model.exists() or model.stat().st_size != expected:
+            tmp = target / "model.bin.tmp"
+            with open(tmp, "wb") as out:
+                for part in (part1 / "model.bin.part1", part2 / "model.bin.part2"):
+                    with open(part, "rb") as src:
+                        while chunk := src.read(1 << 24):
+                            out.write(chunk)
+            os.replace(tmp, model)
+        for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
+            link = target / name
+            if not link.exists():
+                link.symlink_to(part1 / name)
     return target
 
 
