@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from neko.commands import (
+    adapt,
     baselines,
     calibrate,
     correct,
@@ -31,6 +32,7 @@ COMMANDS = {
     "upcycle": upcycle,
     "export": export,
     "train": train,
+    "adapt": adapt,
     "correct": correct,
     "calibrate": calibrate,
     "experiment": experiment,

@@ -154,6 +154,27 @@ def read_config(path: str | os.PathLike) -> tuple[ModelConfig, dict]:
     return ModelConfig.from_dict(data["model"]), data
 
 
+def load_trained_weights(model, folder: str | os.PathLike) -> None:
+    """Copy a saved corrector's trained weights (LoRA adapter, routers) into a freshly built ``model`` of the
+    same config: how a run starts from an earlier corrector (``RunConfig.init_from``)."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    adapter = folder / "adapter_model.safetensors"
+    if not adapter.is_file():
+        raise ConfigError(f"{folder}: no adapter_model.safetensors to start from")
+    result = set_peft_model_state_dict(model, load_file(adapter))
+    missing = [k for k in result.missing_keys if "lora_" in k]
+    if missing or result.unexpected_keys:
+        raise ConfigError(
+            f"{folder}: its adapter does not fit the model (missing {missing[:2]}, "
+            f"unexpected {list(result.unexpected_keys)[:2]}): another model config?"
+        )
+    if (folder / ROUTER_FILE).is_file():
+        load_router_state(model, load_file(folder / ROUTER_FILE))
+
+
 def load_base_with_routers(
     path: str | os.PathLike, expand_experts: bool = False
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, ModelConfig]:

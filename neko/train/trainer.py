@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import signal
+import statistics
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -47,6 +48,41 @@ class _StopFlag:
     def __exit__(self, *exc: Any) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
+
+
+class _Budget:
+    """The wall-time budget of a run (``train.max_minutes``), summed over resumed runs.
+
+    After ``PROBE`` steps it fits the step count to the budget from the median step time (the first step,
+    which pays for warm-up allocations, left out), so that the learning-rate schedule ends when the time
+    does; ``spent`` stops the run should the machine slow down later.
+    """
+
+    PROBE = 4
+
+    def __init__(self, minutes: float | None, elapsed: float = 0.0, fitted: bool = False) -> None:
+        self.seconds = None if minutes is None else 60.0 * minutes
+        self.elapsed = elapsed
+        self.fitted = fitted or minutes is None
+        self._times: list[float] = []
+
+    def add(self, seconds: float) -> None:
+        """Count one optimiser step's time."""
+        self.elapsed += seconds
+        self._times.append(seconds)
+
+    def fit(self, step: int, max_steps: int) -> int | None:
+        """The step count that fills the budget (at most ``max_steps``), once enough steps are timed."""
+        if self.fitted or len(self._times) < self.PROBE:
+            return None
+        self.fitted = True
+        per_step = statistics.median(self._times[1:])
+        return min(max_steps, step + max(1, int((self.seconds - self.elapsed) / per_step)))
+
+    @property
+    def spent(self) -> bool:
+        """True when the budget is used up."""
+        return self.seconds is not None and self.elapsed >= self.seconds
 
 
 def _append_jsonl(path: Path, row: dict[str, Any]) -> None:
@@ -137,14 +173,22 @@ def train(config: RunConfig, resume: bool = False, stop_after: int | None = None
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     model.train()
+    if config.init_from and not resume:
+        from neko.model.io import load_trained_weights
+
+        load_trained_weights(model, config.init_from)
     optimizer = torch.optim.AdamW(
         [p for p in model.parameters() if p.requires_grad], lr=tc.lr, weight_decay=tc.weight_decay
     )
+
     # The scheduler is stepped by hand once per optimiser step (accelerate's wrapper would step it once per
     # process), so the schedule is in optimiser steps whatever the world size.
-    scheduler = get_scheduler(
-        tc.schedule, optimizer, num_warmup_steps=tc.warmup_steps, num_training_steps=tc.max_steps
-    )
+    def schedule(total: int) -> Any:
+        return get_scheduler(
+            tc.schedule, optimizer, num_warmup_steps=tc.warmup_steps, num_training_steps=total
+        )
+
+    scheduler = schedule(tc.max_steps)
     sampler = build_sampler(tc, tokenizer)
     model, optimizer = accelerator.prepare(model, optimizer)
     inner = accelerator.unwrap_model(model)
@@ -153,6 +197,7 @@ def train(config: RunConfig, resume: bool = False, stop_after: int | None = None
     )
 
     step, tokens_seen = 0, 0
+    budget = _Budget(tc.max_minutes)
     metrics_path = out / "metrics.jsonl"
     if resume:
         found = latest_checkpoint(out)
@@ -162,6 +207,11 @@ def train(config: RunConfig, resume: bool = False, stop_after: int | None = None
             raise ConfigError(f"--resume: no checkpoint under {out / 'checkpoints'}")
         state = load_checkpoint(found, accelerator, model, optimizer, scheduler, sampler)
         step, tokens_seen = state["step"], state.get("tokens", 0)
+        budget = _Budget(tc.max_minutes, state.get("elapsed", 0.0), bool(state.get("fitted_steps")))
+        if state.get("fitted_steps"):  # the schedule was fitted to the time budget: keep its length
+            tc.max_steps = state["fitted_steps"]
+            scheduler = schedule(tc.max_steps)
+            scheduler.load_state_dict(state["scheduler"])
         if accelerator.is_main_process:
             _truncate_metrics(metrics_path, step)
             print(f"resumed from {found} at step {step}")
@@ -179,7 +229,18 @@ def train(config: RunConfig, resume: bool = False, stop_after: int | None = None
 
     def checkpoint() -> Path:
         return save_checkpoint(
-            accelerator, model, optimizer, scheduler, sampler, config, step, {"tokens": tokens_seen}
+            accelerator,
+            model,
+            optimizer,
+            scheduler,
+            sampler,
+            config,
+            step,
+            {
+                "tokens": tokens_seen,
+                "elapsed": budget.elapsed,
+                "fitted_steps": tc.max_steps if tc.max_minutes and budget.fitted else None,
+            },
         )
 
     def evaluate() -> None:
@@ -226,6 +287,23 @@ def train(config: RunConfig, resume: bool = False, stop_after: int | None = None
                 sums = accelerator.reduce(sums.to(accelerator.device), reduction="sum").cpu()
             tokens_seen += int(sums[2])
             elapsed = time.perf_counter() - started
+            if accelerator.num_processes > 1:  # every rank takes the same budget decisions
+                elapsed = float(
+                    accelerator.reduce(torch.tensor([elapsed], device=accelerator.device), "mean")
+                )
+            budget.add(elapsed)
+            fitted = budget.fit(step, tc.max_steps)
+            if fitted is not None:
+                tc.max_steps, bar.total = fitted, fitted
+                scheduler = schedule(fitted)
+                for _ in range(step):
+                    scheduler.step()
+                if accelerator.is_main_process:
+                    save_config(config, out / "config.yaml")
+                    bar.write(f"time budget {tc.max_minutes:g} min: {fitted} optimiser steps in all")
+            elif budget.spent and step < tc.max_steps:
+                bar.write(f"time budget spent after step {step} of {tc.max_steps}")
+                tc.max_steps = step
             if accelerator.is_main_process and tc.log_every and step % tc.log_every == 0:
                 lm, rl = float(sums[0] / sums[4]), float(sums[1] / sums[4])
                 row = {
@@ -260,7 +338,12 @@ def train(config: RunConfig, resume: bool = False, stop_after: int | None = None
     final = out / "final"
     with _gathered_trainable(accelerator, inner):
         if accelerator.is_main_process:
-            training = {"steps": step, "tokens": tokens_seen, "recipe": config_to_dict(config)}
+            training = {
+                "steps": step,
+                "tokens": tokens_seen,
+                "elapsed": budget.elapsed,
+                "recipe": config_to_dict(config),
+            }
             save_pretrained_corrector(inner, tokenizer, config.model, final, training=training)
             save_config(config, final / "train_config.yaml")
     accelerator.wait_for_everyone()
