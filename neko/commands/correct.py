@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from neko.infer.config import MODES
+
 HELP = "correct n-best lists / OCR lines / sentences from a file or stdin; writes JSONL {id, text, fallback}"
 
 
@@ -14,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", default="auto", choices=["auto", "jsonl", "hyporadise", "text"])
     parser.add_argument("--task", default=None, help="task of inputs that do not name one (text format: asr)")
     parser.add_argument("--model", default=None, help="model folder or name (default: the bundled model)")
-    parser.add_argument("--mode", default="auto", choices=["auto", "generate", "select"])
+    parser.add_argument("--mode", default="auto", choices=MODES)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--resume", action="store_true", help="continue a killed run of the same command")
     parser.add_argument("--on-error", default="stop", choices=["stop", "skip"])

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from neko.errors import unknown_choice
 from neko.infer.guard import GuardConfig
 
-MODES = ("auto", "generate", "select")
+MODES = ("auto", "generate", "select", "constrained")
 SELECT_SCORES = ("sum", "mean")
 
 
@@ -17,7 +17,10 @@ class InferConfig:
 
     Attributes:
         mode: ``generate`` (the model writes the correction), ``select`` (the model scores the hypotheses and
-            the best one is returned: it cannot hallucinate) or ``auto`` (generate, then the guard).
+            the best one is returned: it cannot hallucinate), ``auto`` (generate, then the guard) or
+            ``constrained`` (ASR: beam search over the paths of the n-best's confusion network, scored by
+            the model; it can recombine words of different hypotheses but cannot write a new one; other
+            tasks fall back to ``select``).
         num_beams: 1 = greedy decoding; more = beam search.
         max_hypotheses: n-best size shown in the prompt (and scored by ``select``); longer lists keep their
             first (best) entries, as in training.
@@ -27,6 +30,9 @@ class InferConfig:
             answer cue) and loses the middle.
         new_tokens_ratio, new_tokens_extra, max_new_tokens: a record may generate
             ``min(max_new_tokens, ratio * longest hypothesis tokens + extra)`` tokens.
+        cn_beams: beams of the ``constrained`` search (paths kept per record at each slot).
+        cn_weight: ``constrained`` path score = model log-probability + cn_weight * sum of the log
+            posteriors of the chosen slot options (0: the model alone).
         select_score: ``sum`` (the sequence log-probability: the default, what beam search maximises) or
             ``mean`` (per-token average, which does not favour short hypotheses).
         route_task: False (default): the router picks the experts, as the NeKo paper does at inference, and
@@ -48,6 +54,8 @@ class InferConfig:
     new_tokens_extra: int = 8
     max_new_tokens: int = 384
     select_score: str = "sum"
+    cn_beams: int = 4
+    cn_weight: float = 0.0
     route_task: bool = False
     guard: GuardConfig = field(default_factory=GuardConfig)
     task_guards: dict[str, GuardConfig] = field(default_factory=dict)
@@ -57,8 +65,8 @@ class InferConfig:
         check_mode(self.mode)
         if self.select_score not in SELECT_SCORES:
             raise unknown_choice("select score", self.select_score, SELECT_SCORES)
-        if self.num_beams < 1 or self.max_hypotheses < 1:
-            raise ValueError("num_beams and max_hypotheses must be at least 1")
+        if self.num_beams < 1 or self.max_hypotheses < 1 or self.cn_beams < 1:
+            raise ValueError("num_beams, cn_beams and max_hypotheses must be at least 1")
 
     def guard_for(self, task: str) -> GuardConfig:
         """The guard thresholds of ``task``: its own when calibrated, else the general ones."""

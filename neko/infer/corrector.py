@@ -136,6 +136,8 @@ class Corrector:
             with self._routing(task):
                 if mode == "select":
                     outs = self._select(recs, indices, prepared, batch_size, progress)
+                elif mode == "constrained":
+                    outs = self._constrained(recs, indices, prepared, batch_size, progress)
                 else:
                     outs = self._generate(recs, indices, prepared, batch_size, mode, progress)
             for i, out in zip(indices, outs, strict=True):
@@ -163,6 +165,36 @@ class Corrector:
                     task=rec.task,
                     index=index,
                     scores=scores,
+                    truncated=prepared[j].truncated,
+                )
+            if progress:
+                progress(len(batch))
+        return outs  # type: ignore[return-value]
+
+    def _constrained(self, recs, indices, prepared: list[Prepared], batch_size, progress) -> list[Correction]:
+        """``constrained`` for the tasks with a confusion network, ``select`` for the others."""
+        from neko.infer.constrained import CN_TASKS, prepared_paths
+
+        outs: list[Correction | None] = [None] * len(prepared)
+        cn = [j for j, p in enumerate(prepared) if p.record.task in CN_TASKS]
+        other = [j for j, p in enumerate(prepared) if p.record.task not in CN_TASKS]
+        if other:
+            picked = self._select(
+                recs, [indices[j] for j in other], [prepared[j] for j in other], batch_size, progress
+            )
+            for j, out in zip(other, picked, strict=True):
+                outs[j] = out
+        for batch in length_batches([len(prepared[j].prompt_ids) for j in cn], batch_size):
+            chosen = [cn[b] for b in batch]
+            paths = prepared_paths(self.model, self.tokenizer, [prepared[j] for j in chosen], self.config)
+            for j, (best,) in zip(chosen, paths, strict=True):
+                rec = recs[indices[j]]
+                same = [k for k in prepared[j].shown if " ".join(rec.hypotheses[k].split()) == best.text]
+                outs[j] = Correction(
+                    text=best.text,
+                    mode="constrained",
+                    task=rec.task,
+                    index=same[0] if same else None,
                     truncated=prepared[j].truncated,
                 )
             if progress:
