@@ -37,7 +37,8 @@ def build_base(
     """The base model of ``cfg`` before LoRA: dense, or upcycled to an MoE per ``cfg.routing``, in fp32.
 
     Fills ``cfg.base_sha256`` when unset and refuses a base whose recorded sha256 differs.
-    ``expand_experts``: the experts are read-only views of one MLP copy (see `upcycle`), for inference.
+    ``expand_experts``: the experts are read-only views of one MLP copy (see `upcycle`), for models whose
+    experts run shared (inference, single-process training).
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -91,9 +92,21 @@ def _read_dense(folder: Path) -> PreTrainedModel:
 
 
 def build_model(cfg: ModelConfig) -> tuple[Any, PreTrainedTokenizerBase]:
-    """A fresh trainable corrector: base resolved, upcycled per ``cfg.routing``, LoRA applied (peft model)."""
-    model, tokenizer = build_base(cfg)
+    """A fresh trainable corrector: base resolved, upcycled per ``cfg.routing``, LoRA applied (peft model).
+
+    The experts run as shared experts (`neko.model.shared_training`). In a single process their frozen base
+    weights are also stored once (stride-0 views): the E copies would only hold the same numbers. Under
+    torch.distributed (DDP, DeepSpeed) every expert keeps its own copy, because those wrappers broadcast or
+    partition every parameter in place, which a stride-0 view cannot take.
+    """
+    model, tokenizer = build_base(cfg, expand_experts=_single_process())
     return apply_lora(model, cfg.lora), tokenizer
+
+
+def _single_process() -> bool:
+    import torch.distributed as dist
+
+    return not (dist.is_available() and dist.is_initialized())
 
 
 def router_state(model) -> dict:
@@ -210,6 +223,10 @@ def load_corrector(
         from neko.model.shared_experts import share_experts as share
 
         share(model)
+    else:
+        from neko.model.shared_training import share_trainable_experts
+
+        share_trainable_experts(model)
     if merge:
         model = model.merge_and_unload()
     if not trainable:

@@ -48,9 +48,13 @@ def apply_lora(model: PreTrainedModel, settings: LoraSettings) -> PeftModel:
     """Wrap ``model`` with LoRA adapters per ``settings``; only adapters (and routers if asked) train."""
     from peft import get_peft_model
 
+    from neko.model.shared_training import share_trainable_experts
+
     moe = bool(find_routers(model))
     peft_model = get_peft_model(model, lora_config(settings, moe))
     set_router_trainable(peft_model, settings.train_router)
+    # Same outputs, gradients and saved adapter; the experts' shared base MLP runs once per token.
+    share_trainable_experts(peft_model)
     return peft_model
 
 

@@ -1,20 +1,26 @@
-"""Inference experts that hold the upcycled MLP once, plus each expert's LoRA factors.
+"""Shared experts: the upcycled MLP held once, plus each expert's LoRA factors.
 
 Upcycling copies the dense MLP into every expert and training never changes those copies: each expert is
-``W + scaling * B_e @ A_e`` with one frozen ``W`` and a rank-r LoRA update. Merging the LoRA (as
-``merge_and_unload`` does) therefore stores E full MLPs that differ by rank-r deltas: SmolLM2 at 4 experts
-spends about 1.2 GB on them. `SharedLoraExperts` stores ``W`` once and the factors per expert, and computes
-what the merged `MixtralExperts` / `Qwen2MoeExperts` computes (same top-k weighting and accumulation):
+``W + scaling * B_e @ A_e`` with one frozen ``W`` and a rank-r LoRA update. `shared_forward` computes what
+fused `MixtralExperts` / `Qwen2MoeExperts` holding those E weights compute, from ``W`` once:
 
-    gate_up = x @ W_gu^T + (x @ A_gu,e^T) @ (scaling * B_gu,e)^T    (x @ W_gu^T once per token, not per expert)
-    out     = h @ W_d^T  + (h @ A_d,e^T)  @ (scaling * B_d,e)^T     with h = act(gate) * up
+    gate_up_j = x @ W_gu^T + (x @ A_gu,e_j^T) @ (scaling * B_gu,e_j)^T    (x @ W_gu^T once per token)
+    out       = (sum_j w_j h_j) @ W_d^T + sum_j w_j (h_j @ A_d,e_j^T) @ (scaling * B_d,e_j)^T
+                with h_j = act(gate_j) * up_j for the token's j-th chosen expert e_j, weight w_j
+
+(the down projection is linear, so ``W_d`` also runs once per token). Training uses it through peft's
+wrappers (`neko.model.shared_training`); inference through `SharedLoraExperts`, which stores the factors
+instead of merging them: merged, SmolLM2 at 4 experts would spend about 1.2 GB on E near-equal MLPs.
 
 Only equal base copies may be shared: `share_experts` checks them and leaves any other module as it is (it
-is then merged as before). Training, ``neko export`` and ``merge=False`` never see this module: a model
+is then merged as before). ``neko export`` and ``merge=False`` never see `SharedLoraExperts`: a model
 holding it is for inference and does not save as a plain transformers checkpoint.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -60,26 +66,20 @@ class SharedLoraExperts(nn.Module):
     def forward(
         self, hidden_states: torch.Tensor, top_k_index: torch.Tensor, top_k_weights: torch.Tensor
     ) -> torch.Tensor:
-        """Same signature and result as transformers' ``MixtralExperts.forward``.
-
-        Computed slot by slot of the top-k (every token's j-th expert at once) rather than expert by expert:
-        the shared weights then apply to whole [N, .] blocks with no sorting, gathering or index_add, and
-        each token's own expert enters only through its low-rank correction, selected by a one-hot mask.
-        """
-        # Expert-parallel sentinels (id == num_experts) add nothing, as in the eager loop.
-        weights = (top_k_weights * (top_k_index < self.num_experts)).t()  # [k, N]
-        with torch.no_grad():
-            select = F.one_hot(top_k_index.t(), self.num_experts + 1)[..., : self.num_experts]  # [k, N, E]
-        # The one projection every expert shares: once per token instead of once per (token, expert) pair.
-        gate_up = F.linear(hidden_states, self.gate_up_proj).expand(top_k_index.shape[-1], -1, -1)
-        gate_up = _add_low_rank(
-            gate_up, hidden_states, select, self.gate_up_proj_lora_a, self.gate_up_proj_lora_b
+        """Same signature and result as transformers' ``MixtralExperts.forward`` (see `shared_forward`)."""
+        return shared_forward(
+            hidden_states,
+            top_k_index,
+            top_k_weights,
+            SharedWeights(
+                self.num_experts,
+                self.gate_up_proj,
+                self.down_proj,
+                self.act_fn,
+                _pair(self.gate_up_proj_lora_a, self.gate_up_proj_lora_b),
+                _pair(self.down_proj_lora_a, self.down_proj_lora_b),
+            ),
         )
-        gate, up = gate_up.chunk(2, dim=-1)
-        current = self.act_fn(gate) * up  # [k, N, I]
-        out = F.linear(current, self.down_proj)
-        out = _add_low_rank(out, current, select, self.down_proj_lora_a, self.down_proj_lora_b)
-        return (out * weights[..., None]).sum(0).to(hidden_states.dtype)
 
     def extra_repr(self) -> str:
         return (
@@ -88,17 +88,67 @@ class SharedLoraExperts(nn.Module):
         )
 
 
-def _add_low_rank(base, inputs, select, lora_a, lora_b):
-    """``base`` [k, N, out] plus, for every slot and token, its expert's ``(inputs @ A_e^T) @ (s B_e)^T``.
+def _pair(a: torch.Tensor | None, b: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor] | None:
+    return None if a is None else (a, b)
 
-    All experts' rank-R inputs come from one product; the mask keeps each token's own expert's R columns.
+
+class SharedWeights(NamedTuple):
+    """What `shared_forward` needs of one experts module: the shared MLP and the stacked LoRA factors.
+
+    ``gate_up`` [2I, H], ``down`` [H, I] (for E experts); ``gate_up_lora`` / ``down_lora`` are ``(a [E*R, in], b [E*R, out])``
+    with rows in expert-major order (expert e owns rows ``e*R .. e*R+R-1``) and the LoRA scaling in ``b``,
+    so expert e's weight is ``base + b[eR:(e+1)R]^T @ a[eR:(e+1)R]``; None: no adapter on that projection.
     """
-    if lora_a is None:
-        return base
-    low = F.linear(inputs, lora_a)  # [N or k x N, E*R]
-    rank = lora_a.shape[0] // select.shape[-1]
-    low = low * select.repeat_interleave(rank, dim=-1).to(low.dtype)
-    return torch.matmul(low, lora_b).add_(base)
+
+    num_experts: int
+    gate_up: torch.Tensor
+    down: torch.Tensor
+    act_fn: Callable[[torch.Tensor], torch.Tensor]
+    gate_up_lora: tuple[torch.Tensor, torch.Tensor] | None
+    down_lora: tuple[torch.Tensor, torch.Tensor] | None
+
+
+def shared_forward(
+    hidden_states: torch.Tensor,
+    top_k_index: torch.Tensor,
+    top_k_weights: torch.Tensor,
+    weights: SharedWeights,
+) -> torch.Tensor:
+    """What fused experts ``base + LoRA_e`` compute for ``hidden_states`` [N, H] and their top-k choices.
+
+    Computed slot by slot of the top-k (every token's j-th expert at once) rather than expert by expert: the
+    shared weights apply to whole [N, .] blocks with no sorting, gathering or index_add, and a token's own
+    expert enters only through its low-rank terms, selected by a one-hot mask over the stacked factors.
+    Because the down projection is linear, ``sum_j w_j (W_d + dW_d,e_j) h_j = W_d (sum_j w_j h_j) +
+    sum_j w_j dW_d,e_j h_j``: ``W_d`` runs once per token, not once per chosen expert. Differentiable in
+    ``hidden_states``, the gate weights and the factors (training uses it through peft's wrappers).
+    """
+    k, experts = top_k_index.shape[-1], weights.num_experts
+    # Expert-parallel sentinels (id == num_experts) add nothing, as in transformers' eager loop.
+    gates = (top_k_weights * (top_k_index < experts)).t().to(hidden_states.dtype)  # [k, N]
+    with torch.no_grad():
+        select = F.one_hot(top_k_index.t(), experts + 1)[..., :experts].to(hidden_states.dtype)  # [k, N, E]
+    # The one projection every expert shares: once per token instead of once per (token, expert) pair.
+    gate_up = F.linear(hidden_states, weights.gate_up)
+    if weights.gate_up_lora is None:
+        gate_up = gate_up.expand(k, -1, -1)
+    else:
+        a, b = weights.gate_up_lora
+        low = F.linear(hidden_states, a) * _rank_mask(select, a)  # [k, N, E*R]: all experts, then masked
+        gate_up = torch.matmul(low, b) + gate_up
+    gate, up = gate_up.chunk(2, dim=-1)
+    act = weights.act_fn(gate) * up  # [k, N, I]
+    out = F.linear(torch.einsum("kn,kni->ni", gates, act), weights.down)
+    if weights.down_lora is not None:
+        a, b = weights.down_lora
+        low = F.linear(act, a) * (_rank_mask(select, a) * gates[..., None])  # [k, N, E*R]
+        out = out + torch.matmul(low.sum(0), b)
+    return out
+
+
+def _rank_mask(select: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """[k, N, E] one-hot expert choices widened to the E*R stacked rank columns of ``a``."""
+    return select.repeat_interleave(a.shape[0] // select.shape[-1], dim=-1)
 
 
 def share_experts(model: nn.Module) -> int:
@@ -117,7 +167,7 @@ def share_experts(model: nn.Module) -> int:
             continue
         shared = shared_module(experts)
         if shared is None:
-            _materialise(experts)
+            materialise(experts)
             continue
         block.experts = shared
         replaced += 1
@@ -139,7 +189,7 @@ def shared_module(experts: nn.Module) -> SharedLoraExperts | None:
     if type(layer).__name__ not in EXPERT_CLASSES or set(factors) - set(PROJECTIONS):
         return None
     params = [getattr(layer, proj) for proj in PROJECTIONS]
-    if not all(_experts_equal(p) for p in params):
+    if not all(experts_equal(p) for p in params):
         return None
     # A stride-0 expand view already holds one copy; a real stack is cloned so its E copies can go.
     gate_up, down = (p[0] if p.stride(0) == 0 else p[0].clone() for p in params)
@@ -177,15 +227,16 @@ def _lora_factors(wrapper) -> tuple[torch.Tensor, torch.Tensor] | None | bool:
     return torch.cat(lhs_parts, dim=-1).contiguous(), torch.cat(rhs_parts, dim=-2).contiguous()
 
 
-def _experts_equal(param: torch.Tensor) -> bool:
-    """Whether every expert slice of a fused [E, ...] weight is the same tensor."""
+def experts_equal(param: torch.Tensor) -> bool:
+    """Whether every expert slice of a fused [E, ...] weight is the same tensor (always, for stride 0)."""
     if param.stride(0) == 0:
         return True
     return all(torch.equal(param[0], param[e]) for e in range(1, param.shape[0]))
 
 
-def _materialise(module: nn.Module) -> None:
-    """Give stride-0 expert weights left unshared their own storage: merging adds to them in place."""
+def materialise(module: nn.Module) -> None:
+    """Give stride-0 expert weights of ``module`` their own storage: merging adds to them in place, which
+    on a stride-0 view would write every expert's copy at once (torch refuses)."""
     for _, param in module.named_parameters():
         if param.dim() == 3 and param.stride(0) == 0:
             param.data = param.data.contiguous()

@@ -101,8 +101,9 @@ def upcycle(
     released as soon as its experts are stacked, so loading never holds a dense and an MoE copy at once
     (SmolLM2 at 4 experts: peak RSS 3.7 GB -> under 2 GB); ``dense_model`` is unusable afterwards.
     ``expand=True`` makes each fused expert weight a stride-0 ``expand`` view of one MLP copy instead of E
-    copies: read-only (an in-place update would write all experts at once), for inference loading that
-    shares the experts (`neko.model.shared_experts`), never for training or saving.
+    copies: read-only (an in-place update would write all experts at once), for models whose experts run
+    shared (`neko.model.shared_experts`): inference, and single-process training where the experts' base
+    is frozen (merging materialises it first); never for saving the base itself.
     """
     import torch
     from transformers import AutoModelForCausalLM

@@ -1,0 +1,118 @@
+"""Training through shared experts: peft's LoRA on the fused experts, run as one MLP plus low-rank terms.
+
+peft adapts the fused expert weights (``target_parameters``) by re-parametrising them on every forward:
+``W_e + scaling * B_e @ A_e`` is materialised for all E experts of a layer and kept for the backward pass,
+and the experts then run one by one. After upcycling every ``W_e`` is the same frozen MLP, so
+`neko.model.shared_experts.shared_forward` computes the same outputs and gradients from ``W`` once plus
+the factors. `share_trainable_experts` makes the outer peft wrapper of each experts module a
+`SharedParamWrapper`, a ``ParamWrapper`` whose forward reads the live ``lora_A`` / ``lora_B`` weights
+into that form (torch's own parametrisations swap a module's class the same way). Nothing else changes:
+parameter names, the adapter that ``save_pretrained`` writes, merging and unloading are peft's own, so
+checkpoints are byte-for-byte the format they were. Any state the shared form does not cover (adapters
+disabled or merged, several active adapters, a non-3-D layout) runs peft's own forward.
+"""
+
+from __future__ import annotations
+
+import torch
+from peft.tuners.lora.layer import ParamWrapper
+from torch import nn
+
+from neko.model.shared_experts import (
+    EXPERT_CLASSES,
+    PROJECTIONS,
+    SharedWeights,
+    experts_equal,
+    materialise,
+    shared_forward,
+)
+
+
+class SharedParamWrapper(ParamWrapper):
+    """The outermost peft ``ParamWrapper`` of a fused experts module whose experts share one base MLP."""
+
+    def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        """``experts(hidden_states, top_k_index, top_k_weights)`` as peft computes it, via `shared_forward`."""
+        weights = _shared_weights(self)
+        if weights is None or kwargs or len(args) != 2:
+            return super().forward(x, *args, **kwargs)
+        return shared_forward(x, args[0], args[1], weights)
+
+    def merge(self, safe_merge: bool = False, adapter_names: list[str] | None = None) -> None:
+        """peft's merge, after giving stride-0 (shared-storage) base weights their own E copies."""
+        materialise(self.get_base_layer())
+        super().merge(safe_merge=safe_merge, adapter_names=adapter_names)
+
+
+def share_trainable_experts(model: nn.Module) -> int:
+    """Make every peft-wrapped fused experts module of ``model`` whose experts share one base MLP run as
+    shared experts (in place); returns how many. Outputs and gradients are those of peft's forward."""
+    replaced = 0
+    for module in list(model.modules()):
+        experts = module._modules.get("experts")
+        if type(experts) is not ParamWrapper:
+            continue
+        base = experts.get_base_layer()
+        if type(base).__name__ not in EXPERT_CLASSES:
+            continue
+        if not all(experts_equal(getattr(base, proj)) for proj in PROJECTIONS):
+            continue
+        experts.__class__ = SharedParamWrapper
+        replaced += 1
+    return replaced
+
+
+def unshare_trainable_experts(model: nn.Module) -> int:
+    """Undo `share_trainable_experts` (in place): peft's own fused forward, every expert's base weights in
+    their own storage, as before sharing existed. For comparisons (tests, ``eval/bench_model.py``)."""
+    restored = 0
+    for module in list(model.modules()):
+        if type(module) is SharedParamWrapper:
+            module.__class__ = ParamWrapper
+            materialise(module.get_base_layer())
+            restored += 1
+    return restored
+
+
+def _shared_weights(outer: ParamWrapper) -> SharedWeights | None:
+    """The base MLP and the live (differentiable) LoRA factors of a wrapper chain, or None when the chain's
+    state is not plain single-adapter LoRA on the 3-D expert weights."""
+    factors: dict = {}
+    layer = outer
+    while isinstance(layer, ParamWrapper):
+        if layer.merged:
+            return None
+        if not layer.disable_adapters:
+            pair = _live_factors(layer)
+            if pair is False:
+                return None
+            if pair is not None:
+                factors[layer.parameter_name] = pair
+        layer = layer.base_layer
+    if type(layer).__name__ not in EXPERT_CLASSES or set(factors) - set(PROJECTIONS):
+        return None
+    return SharedWeights(
+        layer.num_experts,
+        layer.gate_up_proj[0],
+        layer.down_proj[0],
+        layer.act_fn,
+        factors.get("gate_up_proj"),
+        factors.get("down_proj"),
+    )
+
+
+def _live_factors(wrapper: ParamWrapper):
+    """``(a [E*R, in], b [E*R, out])`` of the one active adapter (scaling in ``b``), None without an active
+    adapter, False when the layout is not the one `shared_forward` expects."""
+    names = [name for name in wrapper.active_adapters if name in wrapper.lora_A]
+    if not names:
+        return None
+    if len(names) > 1 or not wrapper._did_swap_in_out_features or wrapper.num_experts < 2:
+        return False
+    name = names[0]
+    a = wrapper.lora_A[name].weight  # [E*R, in], expert-major rows (peft reshapes it to [E, R, in])
+    lora_b = wrapper.lora_B[name].weight  # [out, R*E], rank-major columns (peft: [out, R, E])
+    experts = wrapper.num_experts
+    rank = a.shape[0] // experts
+    b = lora_b.reshape(lora_b.shape[0], rank, experts).permute(2, 1, 0).reshape(experts * rank, -1)
+    return a, b * wrapper.scaling[name]
