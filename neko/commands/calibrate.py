@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "calibrate the auto-mode guard (edit and margin thresholds) on dev records; --write saves it"
+HELP = (
+    "calibrate auto mode on dev records (guard thresholds and evidence-fusion weights, the better kept); "
+    "--write saves it"
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -71,6 +74,11 @@ def run(args: argparse.Namespace) -> int:
             "fallback_rate": result.fallback_rate,
             "harmful_edit_rate": result.harmful_edit_rate,
             "guard": guard_dict(result.guard),
+            "fused": result.fused,
+            "fusion_fallback_rate": result.fusion_fallback_rate,
+            "fusion_harmful_edit_rate": result.fusion_harmful_edit_rate,
+            "fusion": result.fusion.to_dict() if result.fusion is not None else None,
+            "decision": result.decision,
         }
         if args.json:
             print(json.dumps(summary))
@@ -80,7 +88,14 @@ def run(args: argparse.Namespace) -> int:
                 f"{result.generated:.4f}, guarded {result.guarded:.4f} (fallback {result.fallback_rate:.0%}, "
                 f"harmful edits {result.harmful_edit_rate:.0%}); guard {summary['guard']}"
             )
+            if result.fused is not None:
+                print(
+                    f"{task}: fused {result.fused:.4f} (first hypothesis picked "
+                    f"{result.fusion_fallback_rate:.0%}, harmful edits {result.fusion_harmful_edit_rate:.0%}); "
+                    f"weights {summary['fusion']}; auto will use the {result.decision} "
+                    f"({'fused' if result.uses_fusion else 'guarded'} is the better dev figure, ties to the guard)"
+                )
     if args.write:
         file = write_task_guards(model_dir, results, sources)
-        print(f"guard thresholds written to {file}", file=sys.stderr)
+        print(f"guard thresholds (and fusion weights where fusion won) written to {file}", file=sys.stderr)
     return 0

@@ -1,10 +1,14 @@
-"""Calibrating the ``auto`` guard of a model on dev records, one task at a time (``neko calibrate``).
+"""Calibrating the ``auto`` decision of a model on dev records, one task at a time (``neko calibrate``).
 
-The model generates a correction of every dev record and scores it against the first hypothesis (the
-margin); ``calibrate_guard`` then searches the edit and margin thresholds for the lowest dev error of the
-task's main metric. The grid includes "always fall back", so on the dev data the chosen guard is never worse
-than the first hypothesis. ``write_task_guards`` stores the result in the model folder's
-``neko_config.json`` (key ``task_guards``), where ``Corrector.from_pretrained`` reads it back.
+The model generates a correction of every dev record; one ``select``-style pass then scores every candidate
+(the shown hypotheses and the generated text) as the answer to the record's prompt, which gives both the
+margin of the generated text over the first hypothesis and the features of evidence fusion
+(``neko.infer.fusion``). Two decisions are fitted on the task's main metric: the guard (``calibrate_guard``:
+edit and margin thresholds) and the fusion weights (``calibrate_fusion``). Both searches hold "return the
+first hypothesis", so on the dev data neither is worse than the first hypothesis; fusion is used only when
+its dev figure is strictly better than the guard's. ``write_task_guards`` stores the result in the model
+folder's ``neko_config.json`` (keys ``task_guards`` and, where fusion won, ``task_fusion``), where
+``Corrector.from_pretrained`` reads it back.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from neko.infer.fusion import FusionWeights, calibrate_fusion
 from neko.infer.guard import GuardConfig, calibrate_guard, guard_output, harmful_edit_rate
 from neko.infer.prompt import shown_indices
 from neko.records import Record
@@ -46,6 +51,11 @@ class TaskCalibration:
         harmful_edit_rate: share of the records whose first hypothesis was right that the guarded
             output made wrong.
         rows: every candidate: ``{max_edit_rate, min_margin, wer (the error searched), fallback_rate}``.
+        fused: the metric with the fitted fusion weights (None when fusion was not fitted).
+        fusion: the fitted fusion weights.
+        fusion_fallback_rate: share of records where fusion picked the first hypothesis.
+        fusion_harmful_edit_rate: the harmful-edit rate of the fused picks.
+        higher_is_better: the direction of ``metric``.
     """
 
     task: str
@@ -58,6 +68,23 @@ class TaskCalibration:
     fallback_rate: float
     harmful_edit_rate: float
     rows: list[dict[str, float]]
+    fused: float | None = None
+    fusion: FusionWeights | None = None
+    fusion_fallback_rate: float | None = None
+    fusion_harmful_edit_rate: float | None = None
+    higher_is_better: bool = False
+
+    @property
+    def uses_fusion(self) -> bool:
+        """True when fusion's dev figure is strictly better than the guard's (ties keep the guard)."""
+        if self.fused is None or self.fusion is None:
+            return False
+        return self.fused > self.guarded if self.higher_is_better else self.fused < self.guarded
+
+    @property
+    def decision(self) -> str:
+        """``fusion`` or ``guard``: what ``auto`` mode will use for this task once written."""
+        return "fusion" if self.uses_fusion else "guard"
 
 
 def sample_records(records: Sequence[Record], limit: int | None, seed: int = 0) -> list[Record]:
@@ -83,25 +110,32 @@ def calibrate_task(
     batch_size: int = 16,
     progress: Callable[[int], None] | None = None,
 ) -> TaskCalibration:
-    """Generate on ``records`` (all of ``task``, with references) and pick the task's guard thresholds."""
+    """Generate on ``records`` (all of ``task``, with references), score every candidate, and fit the task's
+    guard thresholds and fusion weights (``progress`` counts generated records)."""
     if task not in TASK_TARGETS:
         raise ValueError(f"no calibration metric for task {task!r}")
     metric, higher_is_better = TASK_TARGETS[task]
-    saved = corrector.config
-    corrector.config = replace(saved, mode="auto", score_margins=True)
-    try:
-        corrections = corrector.correct_many(records, batch_size=batch_size, mode="auto", progress=progress)
-    finally:
-        corrector.config = saved
-    outputs = [c.generated or c.text for c in corrections]
-    margins = [c.margin for c in corrections]
+    # Generate mode: the plain generated text, whatever guard or fusion the model holds now.
+    corrections = corrector.correct_many(records, batch_size=batch_size, mode="generate", progress=progress)
+    outputs = [c.text for c in corrections]
     hypotheses = [
-        [r.hypotheses[i] for i in shown_indices(r.hypotheses, saved.max_hypotheses)] for r in records
+        [r.hypotheses[i] for i in shown_indices(r.hypotheses, corrector.config.max_hypotheses)]
+        for r in records
     ]
+    sets = [
+        # A hypothesis candidate is returned whole, as ``auto`` does (the prompt may show it cut).
+        replace(
+            s, texts=[hyps[k] if k is not None else t for t, k in zip(s.texts, s.hypothesis, strict=True)]
+        )
+        for s, hyps in zip(
+            corrector.score_candidates(records, outputs, batch_size=batch_size), hypotheses, strict=True
+        )
+    ]
+    margins = [s.margin for s in sets]
     references = [r.references[0] for r in records]
     score = task_score(task, records)
     sign = -1.0 if higher_is_better else 1.0
-    base = saved.guard_for(task)
+    base = corrector.config.guard_for(task)
     config, rows = calibrate_guard(
         outputs,
         hypotheses,
@@ -117,6 +151,9 @@ def calibrate_task(
     ]
     for row in rows:
         row["wer"] = sign * row["wer"]
+    fusion, _ = calibrate_fusion(sets, lambda outs: sign * score(outs))
+    picks = [fusion.pick(s.features)[0] for s in sets]
+    fused_outputs = [s.texts[p] for s, p in zip(sets, picks, strict=True)]
     return TaskCalibration(
         task=task,
         n=len(records),
@@ -128,6 +165,11 @@ def calibrate_task(
         fallback_rate=sum(g[1] for g in guarded) / len(guarded),
         harmful_edit_rate=harmful_edit_rate([g[0] for g in guarded], hypotheses, references, task),
         rows=rows,
+        fused=score(fused_outputs),
+        fusion=fusion,
+        fusion_fallback_rate=sum(s.hypothesis[p] == 0 for s, p in zip(sets, picks, strict=True)) / len(sets),
+        fusion_harmful_edit_rate=harmful_edit_rate(fused_outputs, hypotheses, references, task),
+        higher_is_better=higher_is_better,
     )
 
 
@@ -144,14 +186,20 @@ def guard_dict(config: GuardConfig) -> dict[str, float | str]:
 def write_task_guards(
     model_dir: str | Path, results: Sequence[TaskCalibration], sources: Sequence[str]
 ) -> Path:
-    """Store the chosen thresholds (``task_guards``) and how they were found (``calibration``) in the
-    folder's ``neko_config.json``; the other tasks' entries are kept."""
+    """Store the chosen thresholds (``task_guards``), the fusion weights of the tasks where fusion won
+    (``task_fusion``; a task where the guard won loses any older weights) and how they were found
+    (``calibration``) in the folder's ``neko_config.json``; the other tasks' entries are kept."""
     file = Path(model_dir) / "neko_config.json"
     data = json.loads(file.read_text()) if file.is_file() else {}
     guards = data.setdefault("task_guards", {})
+    fusion = data.setdefault("task_fusion", {})
     notes = data.setdefault("calibration", {})
     for result in results:
         guards[result.task] = guard_dict(result.guard)
+        if result.uses_fusion and result.fusion is not None:
+            fusion[result.task] = result.fusion.to_dict()
+        else:
+            fusion.pop(result.task, None)
         notes[result.task] = {
             "data": [Path(source).name for source in sources.get(result.task, [])],
             "n": result.n,
@@ -161,6 +209,12 @@ def write_task_guards(
             "guarded": round(result.guarded, 6),
             "fallback_rate": round(result.fallback_rate, 6),
             "harmful_edit_rate": round(result.harmful_edit_rate, 6),
+            "decision": result.decision,
         }
+        if result.fused is not None:
+            notes[result.task]["fused"] = round(result.fused, 6)
+            notes[result.task]["fusion_fallback_rate"] = round(result.fusion_fallback_rate or 0.0, 6)
+    if not fusion:
+        del data["task_fusion"]
     file.write_text(json.dumps(data, indent=2) + "\n")
     return file

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from neko.errors import unknown_choice
 from neko.infer.guard import GuardConfig
+
+if TYPE_CHECKING:
+    from neko.infer.fusion import FusionWeights
 
 MODES = ("auto", "generate", "select", "constrained")
 SELECT_SCORES = ("sum", "mean")
@@ -43,6 +47,9 @@ class InferConfig:
             that task.
         score_margins: compute ``Correction.margin`` for every output that changes the first hypothesis,
             even when the guard does not need it (``neko calibrate`` does).
+        task_fusion: per-task fusion weights (``neko.infer.fusion``, fitted by ``neko calibrate``): for
+            such a task ``auto`` scores every candidate (hypotheses, generated text) and returns the argmax
+            of the fused score instead of consulting the guard.
     """
 
     mode: str = "auto"
@@ -60,6 +67,7 @@ class InferConfig:
     guard: GuardConfig = field(default_factory=GuardConfig)
     task_guards: dict[str, GuardConfig] = field(default_factory=dict)
     score_margins: bool = False
+    task_fusion: dict[str, FusionWeights] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_mode(self.mode)

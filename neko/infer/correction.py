@@ -12,7 +12,8 @@ class Correction:
 
     Attributes:
         text: the corrected text.
-        fallback: True when the guard rejected the generated text and ``text`` is a hypothesis instead.
+        fallback: True when the guard rejected the generated text and ``text`` is a hypothesis instead; with
+            fusion weights, True when the fused pick is the first hypothesis.
         mode: the mode that produced it: ``generate``, ``select`` or ``auto``.
         task: the task whose prompt was used.
         index: index (into the input hypotheses) of the hypothesis returned, for ``select`` and for a
@@ -22,8 +23,10 @@ class Correction:
             token given the prompt; empty otherwise.
         generated: ``auto`` only: the generated text the guard judged (equal to ``text`` unless it fell back).
         truncated: True when the input was cut to fit the prompt (n-best size or token budget).
-        margin: ``auto`` only, when the guard's margin check ran: score of the generated text minus that
-            of the first hypothesis (nats); None otherwise.
+        margin: ``auto`` only, when the guard's margin check ran (or fusion scored the candidates): score
+            of the generated text minus that of the first hypothesis (nats); None otherwise.
+        fused: ``auto`` with fusion weights (``neko.infer.fusion``): the fused score of the pick.
+        features: ``auto`` with fusion weights: the features of the pick (``neko.infer.fusion.FEATURES``).
     """
 
     text: str
@@ -35,11 +38,13 @@ class Correction:
     generated: str | None = None
     truncated: bool = False
     margin: float | None = None
+    fused: float | None = None
+    features: dict[str, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict, with the empty optional fields left out."""
         out = asdict(self)
-        for key in ("index", "generated", "margin"):
+        for key in ("index", "generated", "margin", "fused", "features"):
             if out[key] is None:
                 del out[key]
         if not out["scores"]:

@@ -11,6 +11,7 @@ from typing import Any
 from neko.errors import ConfigError, NekoError
 from neko.infer.config import InferConfig, check_mode
 from neko.infer.correction import Correction
+from neko.infer.fusion import CandidateSet, candidate_set
 from neko.infer.generate import generate_all, length_batches
 from neko.infer.guard import GuardConfig, changes_first, guard_output, judge
 from neko.infer.prompt import Prepared, answer_ids, new_token_budget, prepare
@@ -81,21 +82,24 @@ class Corrector:
             device: torch device; default the first GPU when there is one, else the CPU.
             threads: torch CPU threads (default: torch's choice, all cores).
             config: other decoding settings (``mode`` overrides its mode). Without one, the guard
-                thresholds are the folder's (``neko_config.json`` key ``guard``) when it has them, else
-                the defaults; a given config is used as is.
+                thresholds are the folder's (``neko_config.json`` keys ``guard`` and ``task_guards``) when
+                it has them, else the defaults, and the fusion weights its ``task_fusion``; a given config
+                is used as is.
         """
         import torch
 
         check_mode(mode)
         if threads:
             torch.set_num_threads(threads)
-        from neko.infer.loading import load_folder, read_guard
+        from neko.infer.loading import load_folder, read_fusion, read_guard
 
         path = Path(name_or_path) if name_or_path is not None else default_model_dir()
         if config is None:
             # Before the slow load: a bad guard entry fails fast.
             general, per_task = read_guard(path)
-            config = InferConfig(guard=general or GuardConfig(), task_guards=per_task)
+            config = InferConfig(
+                guard=general or GuardConfig(), task_guards=per_task, task_fusion=read_fusion(path)
+            )
         model, tokenizer, model_config = load_folder(path)
         model.to(pick_device(device))
         return cls(model, tokenizer, replace(config, mode=mode), model_config)
@@ -218,9 +222,12 @@ class Corrector:
                 num_beams=self.config.num_beams,
             )
             margins = self._margins(recs, indices[start : start + len(part)], part, texts, mode, batch_size)
+            sets = self._fused_sets(recs, indices[start : start + len(part)], part, texts, mode, batch_size)
             for j, (p, text) in enumerate(zip(part, texts, strict=True)):
                 rec = recs[indices[start + j]]
-                if mode == "auto":
+                if sets[j] is not None:
+                    outs.append(self._fused_correction(rec, p, text, sets[j]))
+                elif mode == "auto":
                     shown = [rec.hypotheses[k] for k in p.shown]
                     guard = self.config.guard_for(rec.task)
                     final, fell_back = guard_output(text, shown, guard, rec.task, margins[j])
@@ -259,8 +266,8 @@ class Corrector:
             rec = recs[indices[j]]
             shown = [rec.hypotheses[k] for k in p.shown]
             guard = self.config.guard_for(rec.task)
-            if not changes_first(text, shown, rec.task):
-                continue
+            if rec.task in self.config.task_fusion or not changes_first(text, shown, rec.task):
+                continue  # fusion scores its candidates (and the margin) itself
             if self.config.score_margins or (
                 guard.needs_scores and judge(text, shown, guard, rec.task).accepted
             ):
@@ -278,6 +285,116 @@ class Corrector:
                 # Identical token ids are scored once: no margin between a text and itself.
                 margins[j] = scores[0] - scores[1] if len(scores) > 1 else 0.0
         return margins
+
+    def score_candidates(
+        self,
+        records: Sequence[Record | dict[str, Any]],
+        generated: Sequence[str | None],
+        extras: Sequence[Sequence[str]] | None = None,
+        batch_size: int = 16,
+    ) -> list[CandidateSet]:
+        """The fusion candidates of each record and their features (``neko.infer.fusion``).
+
+        Candidates are the shown hypotheses, ``generated[i]`` (None: no generated text) and ``extras[i]``
+        (any further texts, e.g. confusion-network paths); every one is scored as the answer to the
+        record's prompt, in one ``select``-style pass per batch. ``neko calibrate`` fits the fusion weights
+        on these features; ``auto`` mode computes them for the tasks that have weights.
+        """
+        recs = [as_record(r) for r in records]
+        if len(generated) != len(recs) or (extras is not None and len(extras) != len(recs)):
+            raise ValueError("score_candidates needs one generated text (or None) and extra list per record")
+        sets: list[CandidateSet | None] = [None] * len(recs)
+        groups: dict[str | None, list[int]] = {}
+        for i, rec in enumerate(recs):
+            groups.setdefault(rec.task if self.config.route_task else None, []).append(i)
+        for task, indices in groups.items():
+            prepared = [prepare(self.tokenizer, recs[i], self.config) for i in indices]
+            with self._routing(task):
+                found = self._candidate_sets(
+                    prepared,
+                    [generated[i] for i in indices],
+                    [extras[i] if extras is not None else () for i in indices],
+                    batch_size,
+                )
+            for i, candidates in zip(indices, found, strict=True):
+                sets[i] = candidates
+        return [s for s in sets if s is not None]
+
+    def _candidate_sets(
+        self,
+        prepared: list[Prepared],
+        generated: Sequence[str | None],
+        extras: Sequence[Sequence[str]],
+        batch_size: int,
+    ) -> list[CandidateSet]:
+        """Score every candidate text of each prepared record, then build its features."""
+        surfaces = [
+            [*p.record.hypotheses, *([g] if g is not None else []), *more]
+            for p, g, more in zip(prepared, generated, extras, strict=True)
+        ]
+        ids = [
+            [*p.hypothesis_ids, *(answer_ids(self.tokenizer, t) for t in texts[len(p.shown) :])]
+            for p, texts in zip(prepared, surfaces, strict=True)
+        ]
+        logps: list[list[float]] = [[] for _ in prepared]
+        for batch in length_batches([len(p.prompt_ids) for p in prepared], batch_size):
+            picks = select_best(
+                self.model,
+                self.tokenizer,
+                [prepared[j].prompt_ids for j in batch],
+                [ids[j] for j in batch],
+                reduce="sum",
+            )
+            for j, (_, scores) in zip(batch, picks, strict=True):
+                logps[j] = scores
+        sets = []
+        for j, p in enumerate(prepared):
+            # +1: the closing EOS is scored too.
+            lm = {t: (lp, len(i) + 1) for t, lp, i in zip(surfaces[j], logps[j], ids[j], strict=True)}
+            sets.append(
+                candidate_set(
+                    p.record.hypotheses,
+                    lm,
+                    scores=p.record.scores,
+                    generated=generated[j],
+                    extras=extras[j],
+                    task=p.record.task,
+                )
+            )
+        return sets
+
+    def _fused_sets(
+        self, recs, indices, part: list[Prepared], texts: list[str], mode: str, batch_size: int
+    ) -> list[CandidateSet | None]:
+        """The candidate sets of the ``auto`` records whose task has fusion weights (None for the others)."""
+        sets: list[CandidateSet | None] = [None] * len(part)
+        if mode != "auto" or not self.config.task_fusion:
+            return sets
+        need = [j for j in range(len(part)) if recs[indices[j]].task in self.config.task_fusion]
+        found = self._candidate_sets(
+            [part[j] for j in need], [texts[j] for j in need], [() for _ in need], batch_size
+        )
+        for j, candidates in zip(need, found, strict=True):
+            sets[j] = candidates
+        return sets
+
+    def _fused_correction(self, rec: Record, p: Prepared, text: str, candidates: CandidateSet) -> Correction:
+        """The ``auto`` result of one record under its task's fusion weights: the fused argmax."""
+        best, fused = self.config.task_fusion[rec.task].pick(candidates.features)
+        shown = candidates.hypothesis[best]
+        return Correction(
+            # A hypothesis comes back whole (the prompt may show it cut to the token budget).
+            text=rec.hypotheses[p.shown[shown]] if shown is not None else candidates.texts[best],
+            fallback=shown == 0,
+            mode="auto",
+            task=rec.task,
+            index=p.shown[shown] if shown is not None else None,
+            generated=text,
+            truncated=p.truncated,
+            margin=candidates.margin,
+            fused=float(fused[best]),
+            features=candidates.feature_dict(best),
+        )
 
     @contextlib.contextmanager
     def _routing(self, task: str | None) -> Iterator[None]:

@@ -1,0 +1,304 @@
+"""Evidence-fused decisions of ``auto`` mode: every candidate output competes under one log-linear score.
+
+The candidates of a record are its distinct shown hypotheses (best first), the generated text and any extra
+texts a caller proposes (e.g. confusion-network paths), merged when the task's normaliser makes them equal
+(``guard.words``: ASR ignores casing and punctuation). Each candidate gets the features of ``FEATURES``:
+
+- ``lm``, ``lm_mean``: the corrector's log-probability of the text + EOS given the prompt (sum, and per
+  token), from one ``select``-style pass;
+- ``recog``: the recogniser's log-softmax score of the hypothesis when the record has ``scores`` (0 without;
+  a candidate that is not a hypothesis gets the list's lowest); ``rank``: ``-log(1 + rank)`` (a candidate
+  that is not a hypothesis ranks after all of them);
+- ``generated``, ``extra``, ``new``: 1 when the model generated it, when an extra source proposed it, when it
+  is none of the shown hypotheses;
+- ``edit``: word edit distance to the closest shown hypothesis over that hypothesis's length;
+- ``cn``: its mean word posterior in the confusion network of the n-best (ROVER's vote shares; softmax of
+  the recogniser scores as vote weights when there are any); ``mbr``: minus its expected word edit rate
+  against the n-best under the same weights (minimum Bayes risk);
+- ``length``: ``log((words + 1) / (first hypothesis words + 1))``.
+
+The fused score is ``weights . features``; the pick is its argmax, ties to the earlier candidate, so to the
+first hypothesis. ``calibrate_fusion`` fits the weights per task on dev data by coordinate ascent over a
+grid (MERT-style: the features are computed once, every point of the search is a matrix product, an argmax
+and the corpus metric of the picks), starting from "return the first hypothesis", which it leaves only for
+a strictly better dev figure: calibrated weights are never worse than the first hypothesis on their dev data.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from rapidfuzz.distance import Levenshtein
+
+from neko.baselines.confusion_network import (
+    EPS,
+    PASS,
+    WORD,
+    align_to_slots,
+    build_confusion_network,
+    softmax_weights,
+)
+from neko.errors import ConfigError
+from neko.infer.guard import words
+
+FEATURES = ("lm", "lm_mean", "recog", "rank", "generated", "extra", "new", "edit", "cn", "mbr", "length")
+
+# Coordinate values tried for each (standardised) feature weight; 0 switches a feature off.
+GRID = (-3.0, -1.0, -0.3, -0.1, 0.0, 0.1, 0.3, 1.0, 3.0)
+# Starting points of the search besides "first hypothesis": each a single-feature decision
+# (``lm`` = select mode over all candidates, ``generated`` = generate mode, ``cn`` ~ ROVER, ``mbr`` = MBR).
+STARTS = ("lm", "lm_mean", "generated", "cn", "mbr")
+# Fused scores this close to the best count as a tie (sums of floats: rounding must not decide).
+_TIE = 1e-9
+
+
+@dataclass
+class FusionWeights:
+    """One task's log-linear weights over ``FEATURES`` (raw feature units; a missing feature weighs 0)."""
+
+    weights: dict[str, float]
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.weights) - set(FEATURES))
+        if unknown:
+            raise ConfigError(f"unknown fusion feature(s) {unknown}; valid: {', '.join(FEATURES)}")
+
+    @classmethod
+    def first(cls) -> FusionWeights:
+        """The weights that always return the first hypothesis (the best rank wins)."""
+        return cls({"rank": 1.0})
+
+    @classmethod
+    def from_dict(cls, data: object, where: str = "task_fusion") -> FusionWeights:
+        """Weights from a dict ``feature -> number`` (e.g. one task of ``neko_config.json``'s ``task_fusion``)."""
+        if not isinstance(data, dict) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in data.values()
+        ):
+            raise ConfigError(f"{where}: fusion weights must map feature names to numbers")
+        try:
+            return cls({str(k): float(v) for k, v in data.items()})
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from exc
+
+    def to_dict(self) -> dict[str, float]:
+        """The non-zero weights, in ``FEATURES`` order (JSON-ready)."""
+        return {name: self.weights[name] for name in FEATURES if self.weights.get(name, 0.0) != 0.0}
+
+    def vector(self) -> np.ndarray:
+        """The weights as a vector aligned with ``FEATURES``."""
+        return np.array([self.weights.get(name, 0.0) for name in FEATURES], dtype=np.float64)
+
+    def pick(self, features: np.ndarray) -> tuple[int, np.ndarray]:
+        """(index of the best candidate, fused score of each) for one record's ``[candidates, features]``."""
+        fused = features @ self.vector()
+        return first_best(fused), fused
+
+
+@dataclass
+class CandidateSet:
+    """The candidates of one record and their features.
+
+    Attributes:
+        texts: each distinct candidate (its first surface form); ``texts[0]`` is the first shown hypothesis.
+        hypothesis: per candidate, its index among the shown hypotheses, or None when it is none of them.
+        features: ``[candidates, len(FEATURES)]``.
+        generated: index of the candidate the model generated (None when no text was generated).
+        margin: log-probability of the generated text minus that of the first hypothesis, when their words
+            differ (what the margin guard compares with ``min_margin``); None otherwise.
+    """
+
+    texts: list[str]
+    hypothesis: list[int | None]
+    features: np.ndarray
+    generated: int | None = None
+    margin: float | None = None
+
+    def feature_dict(self, index: int) -> dict[str, float]:
+        """The features of candidate ``index`` by name."""
+        return {name: float(value) for name, value in zip(FEATURES, self.features[index], strict=True)}
+
+
+def first_best(scores: np.ndarray) -> int:
+    """Index of the highest score; ties (within rounding) go to the earliest."""
+    top = float(np.max(scores))
+    return int(np.argmax(scores >= top - _TIE * max(1.0, abs(top))))
+
+
+def cn_posteriors(
+    hypotheses: Sequence[Sequence[str]], weights: Sequence[float]
+) -> Callable[[Sequence[str]], float]:
+    """``candidate words -> mean word posterior`` in the confusion network of ``hypotheses`` (word lists).
+
+    A hypothesis reads along its own path; another text is aligned to the slots (``align_to_slots``): a word
+    in a slot scores the share of the votes for that word there, passing a slot the share for EPS, a word
+    between slots (which every hypothesis leaves out) 0.
+    """
+    network = build_confusion_network([" ".join(h) for h in hypotheses], weights)
+    total = sum(network.weights)
+    known = {tuple(h): k for k, h in enumerate(hypotheses)}
+
+    def posterior(cand: Sequence[str]) -> float:
+        k = known.get(tuple(cand))
+        if k is not None:
+            shares = [slot[word] / total for slot, word in zip(network.slots, network.paths[k], strict=True)]
+        else:
+            shares, i, j = [], 0, 0
+            for move in align_to_slots(list(cand), network.slots)[0]:
+                if move == WORD:
+                    shares.append(network.slots[i].get(cand[j], 0.0) / total)
+                    i, j = i + 1, j + 1
+                elif move == PASS:
+                    shares.append(network.slots[i].get(EPS, 0.0) / total)
+                    i += 1
+                else:
+                    shares.append(0.0)
+                    j += 1
+        return sum(shares) / len(shares) if shares else 1.0
+
+    return posterior
+
+
+def candidate_set(
+    hypotheses: Sequence[str],
+    lm: Mapping[str, tuple[float, int]],
+    *,
+    scores: Sequence[float] | None = None,
+    generated: str | None = None,
+    extras: Sequence[str] = (),
+    task: str = "asr",
+) -> CandidateSet:
+    """The candidates of one record and their features (``FEATURES``).
+
+    Args:
+        hypotheses: the shown hypotheses, best first (distinct).
+        lm: per surface text (each hypothesis, ``generated``, each extra): (log-probability of text + EOS
+            given the prompt, number of tokens scored).
+        scores: the recogniser's scores of ``hypotheses`` (higher is better), if the record has them.
+        generated: the model's generated text, if any.
+        extras: further candidate texts (e.g. confusion-network paths).
+        task: whose normaliser decides which texts are the same candidate.
+    """
+    if not hypotheses:
+        raise ValueError("a candidate set needs at least one hypothesis")
+    sources = [(text, k, "hypothesis") for k, text in enumerate(hypotheses)]
+    if generated is not None:
+        sources.append((generated, None, "generated"))
+    sources += [(text, None, "extra") for text in extras]
+    keys: dict[tuple[str, ...], int] = {}
+    texts: list[str] = []
+    hyp_of: list[int | None] = []
+    flags: list[set[str]] = []
+    for text, k, kind in sources:
+        key = tuple(words(text, task))
+        at = keys.setdefault(key, len(texts))
+        if at == len(texts):
+            texts.append(text)
+            hyp_of.append(k)
+            flags.append(set())
+        flags[at].add(kind)
+    hyp_words = [words(h, task) for h in hypotheses]
+    votes = softmax_weights(scores, len(hypotheses))
+    log_recog = [math.log(v) for v in votes] if scores is not None else [0.0] * len(hypotheses)
+    posterior = cn_posteriors(hyp_words, votes)
+    share = [v / sum(votes) for v in votes]
+    expected_len = sum(s * max(len(h), 1) for s, h in zip(share, hyp_words, strict=True))
+    rows = []
+    for text, k, kinds in zip(texts, hyp_of, flags, strict=True):
+        cand = words(text, task)
+        logp, count = lm[text]
+        dists = [Levenshtein.distance(cand, h) for h in hyp_words]
+        rows.append(
+            [
+                logp,
+                logp / max(count, 1),
+                log_recog[k] if k is not None else min(log_recog),
+                -math.log1p(k if k is not None else len(hypotheses)),
+                float("generated" in kinds),
+                float("extra" in kinds),
+                float(k is None),
+                min(d / max(len(h), 1) for d, h in zip(dists, hyp_words, strict=True)),
+                posterior(cand),
+                -sum(s * d for s, d in zip(share, dists, strict=True)) / expected_len,
+                math.log((len(cand) + 1) / (len(hyp_words[0]) + 1)),
+            ]
+        )
+    gen = keys[tuple(words(generated, task))] if generated is not None else None
+    margin = None
+    if generated is not None and gen != 0:
+        margin = lm[generated][0] - lm[hypotheses[0]][0]
+    return CandidateSet(texts, hyp_of, np.array(rows, dtype=np.float64), gen, margin)
+
+
+def calibrate_fusion(
+    sets: Sequence[CandidateSet],
+    error: Callable[[Sequence[str]], float],
+    *,
+    grid: Sequence[float] = GRID,
+    rounds: int = 4,
+) -> tuple[FusionWeights, float]:
+    """Fit the fusion weights that minimise ``error`` (corpus error of the picked texts; lower is better).
+
+    Coordinate ascent over ``grid`` on standardised features (each feature divided by its spread within
+    records), from "first hypothesis" and from each single-feature decision of ``STARTS``; a point replaces
+    the best so far only when strictly better, so ties keep the first hypothesis. Every distinct pick vector
+    is scored once.
+
+    Returns:
+        (weights in raw feature units, their dev error).
+    """
+    if not sets:
+        raise ValueError("calibrate_fusion needs at least one record")
+    width = max(len(s.texts) for s in sets)
+    feats = np.zeros((len(sets), width, len(FEATURES)))
+    valid = np.zeros((len(sets), width), dtype=bool)
+    for r, s in enumerate(sets):
+        feats[r, : len(s.texts)] = s.features
+        valid[r, : len(s.texts)] = True
+    counts = valid.sum(1, keepdims=True)
+    centred = feats - (feats * valid[..., None]).sum(1, keepdims=True) / counts[..., None]
+    spread = np.sqrt((centred**2 * valid[..., None]).sum((0, 1)) / valid.sum())
+    scale = np.where(spread > 1e-12, 1.0 / np.maximum(spread, 1e-12), 0.0)
+    std = feats * scale
+    memo: dict[bytes, float] = {}
+
+    def evaluate(w: np.ndarray) -> float:
+        fused = np.where(valid, std @ w, -np.inf)
+        top = fused.max(1, keepdims=True)
+        picks = np.argmax(fused >= top - _TIE * np.maximum(1.0, np.abs(top)), axis=1)
+        key = picks.tobytes()
+        if key not in memo:
+            memo[key] = float(error([sets[r].texts[p] for r, p in enumerate(picks)]))
+        return memo[key]
+
+    def unit(name: str) -> np.ndarray:
+        w = np.zeros(len(FEATURES))
+        w[FEATURES.index(name)] = 1.0
+        return w
+
+    best_w = unit("rank")
+    best = evaluate(best_w)
+    for start in ("rank", *STARTS):
+        w = unit(start)
+        err = evaluate(w)
+        for _ in range(rounds):
+            improved = False
+            for d in range(len(FEATURES)):
+                for value in grid:
+                    trial = w.copy()
+                    trial[d] = value
+                    if not trial.any():
+                        continue
+                    trial_err = evaluate(trial)
+                    if trial_err < err:
+                        w, err, improved = trial, trial_err, True
+            if not improved:
+                break
+        if err < best:
+            best_w, best = w, err
+    raw = best_w * scale
+    if not raw.any():  # no feature varies within a record: every record has one candidate
+        return FusionWeights.first(), best
+    return FusionWeights({n: float(v) for n, v in zip(FEATURES, raw, strict=True) if v != 0.0}), best

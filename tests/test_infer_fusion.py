@@ -1,0 +1,206 @@
+"""Evidence fusion: candidate features, the weight search (never worse than the first hypothesis), storage."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pytest
+
+from neko.errors import ConfigError
+from neko.infer.fusion import FEATURES, FusionWeights, calibrate_fusion, candidate_set
+from neko.infer.guard import corpus_wer
+
+CN_HYPS = ["turn of the lights", "turn off the lights", "turn off the light"]
+
+
+def lm_of(texts, logps=None):
+    """An ``lm`` mapping: every text scores ``logps[i]`` (default -1 per word) over its words + EOS."""
+    logps = logps or [-float(len(t.split())) for t in texts]
+    return {t: (lp, len(t.split()) + 1) for t, lp in zip(texts, logps, strict=True)}
+
+
+def feature(cands, index, name):
+    return cands.features[index, FEATURES.index(name)]
+
+
+def test_cn_posterior_of_the_consensus_is_highest():
+    cands = candidate_set(CN_HYPS, lm_of(CN_HYPS))
+    cn = [feature(cands, i, "cn") for i in range(3)]
+    # Slot posteriors: turn 1, of 1/3 | off 2/3, the 1, lights 2/3 | light 1/3.
+    assert cn == pytest.approx([0.75, 5 / 6, 0.75])
+    assert int(np.argmax([feature(cands, i, "mbr") for i in range(3)])) == 1
+    # A text that is no hypothesis is aligned to the slots; the consensus proposed as an extra scores alike.
+    extra = candidate_set(CN_HYPS[::2], lm_of([*CN_HYPS[::2], CN_HYPS[1]]), extras=[CN_HYPS[1]])
+    assert feature(extra, 2, "cn") == pytest.approx(0.75) and feature(extra, 2, "extra") == 1.0
+    assert feature(extra, 2, "cn") > feature(extra, 0, "cn") - 1e-9
+
+
+def test_recogniser_scores_weigh_the_votes():
+    plain = candidate_set(CN_HYPS, lm_of(CN_HYPS))
+    scored = candidate_set(CN_HYPS, lm_of(CN_HYPS), scores=[5.0, 0.0, 0.0])
+    assert feature(scored, 0, "cn") > feature(scored, 1, "cn")  # the first now outvotes the other two
+    assert feature(scored, 0, "recog") == pytest.approx(np.log(np.exp(5) / (np.exp(5) + 2)))
+    assert feature(plain, 0, "recog") == 0.0  # no scores: the rank carries the recogniser's order
+    assert [feature(plain, i, "rank") for i in range(3)] == pytest.approx([0, -np.log(2), -np.log(3)])
+
+
+def test_generated_and_extra_candidates_merge_with_equal_hypotheses():
+    texts = [*CN_HYPS, "Turn off the lights.", "turn off all the lights"]
+    cands = candidate_set(CN_HYPS, lm_of(texts), generated=texts[3], extras=[texts[4], CN_HYPS[2]])
+    # ASR's normaliser ignores casing and punctuation: the generated text is hypothesis 1.
+    assert cands.texts == [*CN_HYPS, "turn off all the lights"]
+    assert cands.hypothesis == [0, 1, 2, None] and cands.generated == 1
+    assert [feature(cands, i, "generated") for i in range(4)] == [0, 1, 0, 0]
+    assert [feature(cands, i, "extra") for i in range(4)] == [0, 0, 1, 1]
+    assert [feature(cands, i, "new") for i in range(4)] == [0, 0, 0, 1]
+    assert feature(cands, 3, "edit") == pytest.approx(1 / 4) and feature(cands, 1, "edit") == 0.0
+    assert feature(cands, 3, "length") == pytest.approx(np.log(6 / 5))
+    assert feature(cands, 3, "rank") == pytest.approx(-np.log(4))
+    # The margin compares the generated surface form with the first hypothesis.
+    assert cands.margin == pytest.approx(-4.0 - -4.0)
+    assert candidate_set(CN_HYPS, lm_of(CN_HYPS), generated=CN_HYPS[0]).margin is None
+    lm = lm_of(texts, [-2.0, -1.0, -3.0, -0.5, -9.0])
+    assert candidate_set(CN_HYPS, lm, generated=texts[3]).margin == pytest.approx(1.5)
+    assert feature(candidate_set(CN_HYPS, lm), 0, "lm_mean") == pytest.approx(-2.0 / 5)
+
+
+def toy(first_right: bool, n: int = 6):
+    """Records whose n-best is ``CN_HYPS`` reworded; the reference is the first or the consensus."""
+    sets, refs = [], []
+    for i in range(n):
+        hyps = [f"{h} {i}" for h in CN_HYPS]
+        gen = f"please {hyps[1]}"
+        lm = lm_of([*hyps, gen], [-3.0 - i % 2, -2.5 - i % 3, -4.0, -6.0])
+        sets.append(candidate_set(hyps, lm, generated=gen))
+        refs.append(hyps[0] if first_right else hyps[1])
+    return sets, refs
+
+
+def test_calibration_keeps_the_first_hypothesis_when_it_is_best():
+    sets, refs = toy(first_right=True)
+    weights, err = calibrate_fusion(sets, lambda outs: corpus_wer(outs, refs))
+    assert err == 0.0
+    assert all(weights.pick(s.features)[0] == 0 for s in sets)
+
+
+def test_calibration_picks_a_better_candidate_when_there_is_one():
+    sets, refs = toy(first_right=False)
+    first = corpus_wer([s.texts[0] for s in sets], refs)
+    weights, err = calibrate_fusion(sets, lambda outs: corpus_wer(outs, refs))
+    assert first > 0 and err == 0.0
+    assert [s.texts[weights.pick(s.features)[0]] for s in sets] == refs
+    # The weights survive their JSON round trip with the same picks.
+    back = FusionWeights.from_dict(json.loads(json.dumps(weights.to_dict())))
+    assert [back.pick(s.features)[0] for s in sets] == [1] * len(sets)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_calibration_is_never_worse_than_the_first_hypothesis(seed):
+    rng = random.Random(seed)
+    vocab = "a b c d e f".split()
+    sets, refs = [], []
+    for _ in range(12):
+        hyps = list(dict.fromkeys(" ".join(rng.choices(vocab, k=4)) for _ in range(4)))
+        gen = " ".join(rng.choices(vocab, k=rng.randint(2, 5)))
+        lm = {t: (rng.uniform(-10, 0), 5) for t in [*hyps, gen]}
+        sets.append(candidate_set(hyps, lm, generated=gen))
+        refs.append(" ".join(rng.choices(vocab, k=4)))
+    first = corpus_wer([s.texts[0] for s in sets], refs)
+    weights, err = calibrate_fusion(sets, lambda outs: corpus_wer(outs, refs))
+    picked = corpus_wer([s.texts[weights.pick(s.features)[0]] for s in sets], refs)
+    assert err <= first and picked == pytest.approx(err)
+
+
+def test_first_weights_and_ties_return_the_first_hypothesis():
+    sets, _ = toy(first_right=False)
+    assert all(FusionWeights.first().pick(s.features)[0] == 0 for s in sets)
+    assert all(FusionWeights({}).pick(s.features)[0] == 0 for s in sets)  # all tied
+
+
+def test_fusion_weights_are_checked_and_read_back(tmp_path):
+    from neko.infer.loading import read_fusion
+
+    assert read_fusion(tmp_path) == {}
+    with pytest.raises(ConfigError, match="unknown fusion feature"):
+        FusionWeights({"lm": 1.0, "bogus": 2.0})
+    file = tmp_path / "neko_config.json"
+    file.write_text(json.dumps({"task_fusion": {"asr": {"lm": 0.5, "cn": 2}}}))
+    assert read_fusion(tmp_path) == {"asr": FusionWeights({"lm": 0.5, "cn": 2.0})}
+    file.write_text(json.dumps({"task_fusion": {"mt": {"lm": "high"}}}))
+    with pytest.raises(ConfigError, match="task_fusion.mt"):
+        read_fusion(tmp_path)
+    file.write_text(json.dumps({"task_fusion": {"mt": {"margin": 1}}}))
+    with pytest.raises(ConfigError, match="task_fusion.mt: unknown fusion feature"):
+        read_fusion(tmp_path)
+
+
+def tiny_corrector(**kw):
+    from neko.infer.config import InferConfig
+    from neko.infer.corrector import Corrector
+    from neko.model.tiny import tiny_dense_model, tiny_tokenizer
+
+    return Corrector(tiny_dense_model(), tiny_tokenizer(), InferConfig(max_new_tokens=10, **kw))
+
+
+def test_auto_with_fusion_weights_returns_the_fused_argmax():
+    hyps = ["the quick brown fox jumps over the lazy dog", "the lazy dog", "a quick brown fox"]
+    plain = tiny_corrector()
+    generated = plain.correct(hyps, mode="generate").text
+    (cands,) = plain.score_candidates([{"id": "0", "hypotheses": hyps}], [generated])
+    # The lm feature of each hypothesis is select mode's score.
+    selected = plain.correct(hyps, mode="select")
+    assert list(cands.features[:3, FEATURES.index("lm")]) == pytest.approx(selected.scores, abs=1e-4)
+
+    def auto(weights):
+        return tiny_corrector(task_fusion={"asr": FusionWeights(weights)}).correct(hyps)
+
+    first = auto({"rank": 1.0})
+    assert first.fallback and first.text == hyps[0] and first.index == 0 and first.generated == generated
+    assert first.features is not None and first.features["rank"] == 0.0 and first.fused == 0.0
+    best = int(np.argmax(cands.features[:, FEATURES.index("lm")]))
+    by_lm = auto({"lm": 1.0})
+    assert by_lm.text == cands.texts[best] and by_lm.fallback == (best == 0)
+    assert by_lm.fused == pytest.approx(cands.features[best, FEATURES.index("lm")], abs=1e-4)
+    assert auto({"generated": 1.0}).text == cands.texts[cands.generated]
+    # Another task keeps the guard.
+    gec = tiny_corrector(task_fusion={"asr": FusionWeights({"lm": 1.0})}).correct("he go home", task="gec")
+    assert gec.fused is None and gec.features is None
+
+
+def test_calibrate_task_fits_fusion_and_writes_it_only_where_it_wins(tmp_path):
+    from neko.infer.calibrate import calibrate_task, write_task_guards
+    from neko.infer.loading import read_fusion
+    from neko.records import Record
+
+    corrector = tiny_corrector()
+    # The consensus (second) hypothesis is right: the random model's generations are not.
+    records = [
+        Record(
+            id=str(i),
+            task="asr",
+            dataset="dev",
+            hypotheses=[f"{h} {w}" for h in CN_HYPS],
+            references=[f"{CN_HYPS[1]} {w}"],
+        )
+        for i, w in enumerate(["now", "please", "again", "today"])
+    ]
+    result = calibrate_task(corrector, "asr", records, batch_size=2)
+    assert result.n == 4 and result.first > 0 and result.guarded <= result.first
+    assert result.fused == 0.0 and result.uses_fusion and result.decision == "fusion"
+    assert result.fusion_fallback_rate == 0.0
+    file = write_task_guards(tmp_path, [result], {"asr": ["dev.jsonl"]})
+    saved = json.loads(file.read_text())
+    assert saved["calibration"]["asr"]["decision"] == "fusion" and saved["calibration"]["asr"]["fused"] == 0
+    fused = tiny_corrector(task_fusion=read_fusion(tmp_path)).correct_many(records)
+    assert [c.text for c in fused] == [r.references[0] for r in records]
+    # Where the first hypothesis is right, fusion cannot beat the guard: the guard is kept, weights removed.
+    right = [
+        Record(id=r.id, task="asr", dataset="dev", hypotheses=r.hypotheses, references=r.hypotheses[:1])
+        for r in records
+    ]
+    again = calibrate_task(corrector, "asr", right, batch_size=2)
+    assert again.fused == again.first == 0.0 and again.decision == "guard"
+    write_task_guards(tmp_path, [again], {"asr": ["dev.jsonl"]})
+    assert read_fusion(tmp_path) == {} and "task_fusion" not in json.loads(file.read_text())
