@@ -25,6 +25,7 @@ from typing import Any
 from neko.train.batching import build_sampler, collate, rank_batches
 from neko.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from neko.train.config import RunConfig, config_to_dict, save_config
+from neko.train.loss import target_lm_loss
 
 
 class _StopFlag:
@@ -264,20 +265,16 @@ def train(config: RunConfig, resume: bool = False, stop_after: int | None = None
                 batch = collate(records, tokenizer, tc.max_len, config.model, accelerator.device)
                 with accelerator.accumulate(model):
                     with task_routing(inner, batch.expert_ids, config.model.routing) as routing:
-                        output = model(
-                            input_ids=batch.input_ids,
-                            attention_mask=batch.attention_mask,
-                            labels=batch.labels,
-                        )
-                        router_loss = routing.router_loss(batch.attention_mask).to(output.loss.device)
-                    loss = output.loss + router_weight * router_loss
+                        lm_loss = target_lm_loss(model, batch.input_ids, batch.attention_mask, batch.labels)
+                        router_loss = routing.router_loss(batch.attention_mask).to(lm_loss.device)
+                    loss = lm_loss + router_weight * router_loss
                     accelerator.backward(loss)
                     if accelerator.sync_gradients and tc.max_grad_norm:
                         accelerator.clip_grad_norm_(model.parameters(), tc.max_grad_norm)
                     optimizer.step()
                     optimizer.zero_grad()
                 sums += torch.tensor(
-                    [float(output.loss.detach()), float(router_loss.detach()), batch.tokens, batch.padded, 1],
+                    [float(lm_loss.detach()), float(router_loss.detach()), batch.tokens, batch.padded, 1],
                     dtype=torch.float64,
                 )
             lr = scheduler.get_last_lr()[0]
