@@ -204,3 +204,45 @@ def test_calibrate_task_fits_fusion_and_writes_it_only_where_it_wins(tmp_path):
     assert again.fused == again.first == 0.0 and again.decision == "guard"
     write_task_guards(tmp_path, [again], {"asr": ["dev.jsonl"]})
     assert read_fusion(tmp_path) == {} and "task_fusion" not in json.loads(file.read_text())
+
+
+def test_extra_sources_are_named_and_can_be_left_out():
+    weights = FusionWeights({"cn": 2.0}, extras=("constrained",))
+    assert weights.to_dict() == {"cn": 2.0, "extras": ["constrained"]}
+    assert FusionWeights.from_dict(weights.to_dict()) == weights
+    with pytest.raises(ConfigError, match="unknown extra candidate source"):
+        FusionWeights.from_dict({"cn": 1.0, "extras": ["oracle"]})
+    texts = [*CN_HYPS, "turn off all the lights", "turn off the lights now"]
+    cands = candidate_set(CN_HYPS, lm_of(texts), generated=texts[3], extras=[texts[4], CN_HYPS[1]])
+    plain = cands.without_extras()
+    assert plain.texts == texts[:4] and plain.generated == 3
+    assert not plain.features[:, FEATURES.index("extra")].any()
+    same = candidate_set(CN_HYPS, lm_of(texts), generated=texts[3])
+    np.testing.assert_array_equal(plain.features, same.features)
+
+
+def test_constrained_paths_join_the_candidates_when_they_help():
+    from neko.infer.calibrate import calibrate_task
+    from neko.records import Record
+
+    # The reference is the confusion network's consensus, which is none of the hypotheses; a large
+    # CN weight makes the constrained search find it.
+    corrector = tiny_corrector(cn_weight=100.0)
+    hyps = ["turn of the lights", "turn off the light", "turn off the lights please"]
+    records = [
+        Record(
+            id=str(i),
+            task="asr",
+            dataset="dev",
+            hypotheses=[f"{h} {w}" for h in hyps],
+            references=[f"turn off the lights {w}"],
+        )
+        for i, w in enumerate(["now", "again", "today"])
+    ]
+    plain = calibrate_task(corrector, "asr", records, batch_size=2, sources=())
+    assert plain.fusion.extras == () and plain.fused > 0
+    result = calibrate_task(corrector, "asr", records, batch_size=2)
+    assert result.fusion.extras == ("constrained",) and result.fused == 0.0 and result.uses_fusion
+    auto = tiny_corrector(cn_weight=100.0, task_fusion={"asr": result.fusion}).correct_many(records)
+    assert [c.text for c in auto] == [r.references[0] for r in records]
+    assert all(c.index is None and c.features["extra"] == 1.0 and not c.fallback for c in auto)

@@ -11,7 +11,7 @@ HELP = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """DEV..., --model, --limit, --seed, --batch-size, --threads, --write, --json."""
+    """DEV..., --model, --limit, --seed, --batch-size, --threads, --write, --json, --no-extras."""
     parser.add_argument("dev", nargs="+", help="dev record files (JSONL with references; globs allowed)")
     parser.add_argument("--model", default=None, help="model folder (default: the bundled model)")
     parser.add_argument("--limit", type=int, default=None, help="seeded pick of at most N records per file")
@@ -22,6 +22,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--write", action="store_true", help="save the thresholds in the model's neko_config.json"
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object per task")
+    parser.add_argument(
+        "--no-extras",
+        action="store_true",
+        help="fit fusion on the hypotheses and the generated text only (no confusion-network paths)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
         write_task_guards,
     )
     from neko.infer.corrector import Corrector, default_model_dir
+    from neko.infer.fusion import EXTRA_SOURCES
     from neko.records import read_records
     from neko.train.mixture import expand_paths
 
@@ -62,7 +68,14 @@ def run(args: argparse.Namespace) -> int:
     results = []
     for task, records in by_task.items():
         with tqdm(total=len(records), desc=f"calibrate {task}", file=sys.stderr) as bar:
-            result = calibrate_task(corrector, task, records, args.batch_size, progress=bar.update)
+            result = calibrate_task(
+                corrector,
+                task,
+                records,
+                args.batch_size,
+                progress=bar.update,
+                sources=() if args.no_extras else tuple(EXTRA_SOURCES),
+            )
         results.append(result)
         summary = {
             "task": task,

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from neko.infer.fusion import FusionWeights, calibrate_fusion
+from neko.infer.fusion import EXTRA_SOURCES, FusionWeights, calibrate_fusion
 from neko.infer.guard import GuardConfig, calibrate_guard, guard_output, harmful_edit_rate
 from neko.infer.prompt import shown_indices
 from neko.records import Record
@@ -109,9 +109,14 @@ def calibrate_task(
     records: Sequence[Record],
     batch_size: int = 16,
     progress: Callable[[int], None] | None = None,
+    sources: Sequence[str] = tuple(EXTRA_SOURCES),
 ) -> TaskCalibration:
     """Generate on ``records`` (all of ``task``, with references), score every candidate, and fit the task's
-    guard thresholds and fusion weights (``progress`` counts generated records)."""
+    guard thresholds and fusion weights (``progress`` counts generated records).
+
+    Fusion is fitted without extra candidates and, when ``sources`` names any (``fusion.EXTRA_SOURCES``:
+    by default all, i.e. the confusion-network paths of ``constrained`` for ASR), with them; the extras
+    are kept only when they give a strictly better dev figure (they cost a search at inference)."""
     if task not in TASK_TARGETS:
         raise ValueError(f"no calibration metric for task {task!r}")
     metric, higher_is_better = TASK_TARGETS[task]
@@ -128,7 +133,9 @@ def calibrate_task(
             s, texts=[hyps[k] if k is not None else t for t, k in zip(s.texts, s.hypothesis, strict=True)]
         )
         for s, hyps in zip(
-            corrector.score_candidates(records, outputs, batch_size=batch_size), hypotheses, strict=True
+            corrector.score_candidates(records, outputs, batch_size=batch_size, sources=sources),
+            hypotheses,
+            strict=True,
         )
     ]
     margins = [s.margin for s in sets]
@@ -151,7 +158,13 @@ def calibrate_task(
     ]
     for row in rows:
         row["wer"] = sign * row["wer"]
-    fusion, _ = calibrate_fusion(sets, lambda outs: sign * score(outs))
+    plain = [s.without_extras() for s in sets]
+    fusion, error = calibrate_fusion(plain, lambda outs: sign * score(outs))
+    if sources:
+        with_extras, extras_error = calibrate_fusion(sets, lambda outs: sign * score(outs))
+        if extras_error < error:
+            fusion = replace(with_extras, extras=tuple(sources))
+    sets = sets if fusion.extras else plain
     picks = [fusion.pick(s.features)[0] for s in sets]
     fused_outputs = [s.texts[p] for s, p in zip(sets, picks, strict=True)]
     return TaskCalibration(

@@ -11,7 +11,7 @@ from typing import Any
 from neko.errors import ConfigError, NekoError
 from neko.infer.config import InferConfig, check_mode
 from neko.infer.correction import Correction
-from neko.infer.fusion import CandidateSet, candidate_set
+from neko.infer.fusion import EXTRA_SOURCES, CandidateSet, candidate_set
 from neko.infer.generate import generate_all, length_batches
 from neko.infer.guard import GuardConfig, changes_first, guard_output, judge
 from neko.infer.prompt import Prepared, answer_ids, new_token_budget, prepare
@@ -292,13 +292,15 @@ class Corrector:
         generated: Sequence[str | None],
         extras: Sequence[Sequence[str]] | None = None,
         batch_size: int = 16,
+        sources: Sequence[str] = (),
     ) -> list[CandidateSet]:
         """The fusion candidates of each record and their features (``neko.infer.fusion``).
 
-        Candidates are the shown hypotheses, ``generated[i]`` (None: no generated text) and ``extras[i]``
-        (any further texts, e.g. confusion-network paths); every one is scored as the answer to the
-        record's prompt, in one ``select``-style pass per batch. ``neko calibrate`` fits the fusion weights
-        on these features; ``auto`` mode computes them for the tasks that have weights.
+        Candidates are the shown hypotheses, ``generated[i]`` (None: no generated text), ``extras[i]``
+        (any further texts) and the texts of each extra source named in ``sources``
+        (``fusion.EXTRA_SOURCES``, e.g. ``constrained``); every one is scored as the answer to the record's
+        prompt, in one ``select``-style pass per batch. ``neko calibrate`` fits the fusion weights on these
+        features; ``auto`` mode computes them for the tasks that have weights.
         """
         recs = [as_record(r) for r in records]
         if len(generated) != len(recs) or (extras is not None and len(extras) != len(recs)):
@@ -310,15 +312,27 @@ class Corrector:
         for task, indices in groups.items():
             prepared = [prepare(self.tokenizer, recs[i], self.config) for i in indices]
             with self._routing(task):
+                more = self._source_texts(prepared, [tuple(sources)] * len(prepared))
+                given = [list(extras[i]) if extras is not None else [] for i in indices]
                 found = self._candidate_sets(
                     prepared,
                     [generated[i] for i in indices],
-                    [extras[i] if extras is not None else () for i in indices],
+                    [g + m for g, m in zip(given, more, strict=True)],
                     batch_size,
                 )
             for i, candidates in zip(indices, found, strict=True):
                 sets[i] = candidates
         return [s for s in sets if s is not None]
+
+    def _source_texts(self, prepared: list[Prepared], wanted: list[tuple[str, ...]]) -> list[list[str]]:
+        """The extra candidate texts of each record from the sources it wants (``fusion.EXTRA_SOURCES``)."""
+        texts: list[list[str]] = [[] for _ in prepared]
+        for name in dict.fromkeys(n for names in wanted for n in names):
+            rows = [j for j, names in enumerate(wanted) if name in names]
+            found = EXTRA_SOURCES[name](self.model, self.tokenizer, [prepared[j] for j in rows], self.config)
+            for j, more in zip(rows, found, strict=True):
+                texts[j] += more
+        return texts
 
     def _candidate_sets(
         self,
@@ -371,9 +385,9 @@ class Corrector:
         if mode != "auto" or not self.config.task_fusion:
             return sets
         need = [j for j in range(len(part)) if recs[indices[j]].task in self.config.task_fusion]
-        found = self._candidate_sets(
-            [part[j] for j in need], [texts[j] for j in need], [() for _ in need], batch_size
-        )
+        wanted = [self.config.task_fusion[recs[indices[j]].task].extras for j in need]
+        more = self._source_texts([part[j] for j in need], wanted)
+        found = self._candidate_sets([part[j] for j in need], [texts[j] for j in need], more, batch_size)
         for j, candidates in zip(need, found, strict=True):
             sets[j] = candidates
         return sets

@@ -17,6 +17,11 @@ texts a caller proposes (e.g. confusion-network paths), merged when the task's n
   against the n-best under the same weights (minimum Bayes risk);
 - ``length``: ``log((words + 1) / (first hypothesis words + 1))``.
 
+Extra candidates come from the sources of ``EXTRA_SOURCES`` that a task's weights name (``extras``): today
+``constrained``, the best paths of the n-best's confusion network under the model
+(``neko.infer.constrained``). ``calibrate_task`` fits the weights with and without them and keeps them only
+when they give a strictly better dev figure.
+
 The fused score is ``weights . features``; the pick is its argmax, ties to the earlier candidate, so to the
 first hypothesis. ``calibrate_fusion`` fits the weights per task on dev data by coordinate ascent over a
 grid (MERT-style: the features are computed once, every point of the search is a matrix product, an argmax
@@ -28,7 +33,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 from rapidfuzz.distance import Levenshtein
@@ -55,16 +61,43 @@ STARTS = ("lm", "lm_mean", "generated", "cn", "mbr")
 _TIE = 1e-9
 
 
+# Confusion-network paths proposed per record by the ``constrained`` source.
+CONSTRAINED_PATHS = 4
+
+
+def constrained_texts(model: Any, tokenizer: Any, prepared: Sequence[Any], config: Any) -> list[list[str]]:
+    """The ``CONSTRAINED_PATHS`` best confusion-network paths of each prepared record (``neko.infer.prompt``
+    ``Prepared``) under the model (``neko.infer.constrained``); an empty list for a task without a network."""
+    from neko.infer.constrained import CN_TASKS, prepared_paths
+
+    texts: list[list[str]] = [[] for _ in prepared]
+    wanted = [j for j, p in enumerate(prepared) if p.record.task in CN_TASKS]
+    if wanted:
+        found = prepared_paths(model, tokenizer, [prepared[j] for j in wanted], config, CONSTRAINED_PATHS)
+        for j, paths in zip(wanted, found, strict=True):
+            texts[j] = [path.text for path in paths]
+    return texts
+
+
+# Sources of extra candidates: name -> (model, tokenizer, prepared records, InferConfig) -> texts per record.
+EXTRA_SOURCES: dict[str, Callable[..., list[list[str]]]] = {"constrained": constrained_texts}
+
+
 @dataclass
 class FusionWeights:
-    """One task's log-linear weights over ``FEATURES`` (raw feature units; a missing feature weighs 0)."""
+    """One task's log-linear weights over ``FEATURES`` (raw feature units; a missing feature weighs 0), and
+    the sources of extra candidates (``EXTRA_SOURCES``) its decisions include."""
 
     weights: dict[str, float]
+    extras: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.weights) - set(FEATURES))
         if unknown:
             raise ConfigError(f"unknown fusion feature(s) {unknown}; valid: {', '.join(FEATURES)}")
+        bad = sorted(set(self.extras) - set(EXTRA_SOURCES))
+        if bad:
+            raise ConfigError(f"unknown extra candidate source(s) {bad}; valid: {', '.join(EXTRA_SOURCES)}")
 
     @classmethod
     def first(cls) -> FusionWeights:
@@ -73,19 +106,30 @@ class FusionWeights:
 
     @classmethod
     def from_dict(cls, data: object, where: str = "task_fusion") -> FusionWeights:
-        """Weights from a dict ``feature -> number`` (e.g. one task of ``neko_config.json``'s ``task_fusion``)."""
-        if not isinstance(data, dict) or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in data.values()
+        """Weights from a dict ``feature -> number``, plus an optional ``extras`` list of source names (e.g.
+        one task of ``neko_config.json``'s ``task_fusion``)."""
+        data = dict(data) if isinstance(data, dict) else None
+        extras = data.pop("extras", []) if data is not None else []
+        if (
+            data is None
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in data.values())
+            or not isinstance(extras, list)
+            or not all(isinstance(e, str) for e in extras)
         ):
-            raise ConfigError(f"{where}: fusion weights must map feature names to numbers")
+            raise ConfigError(
+                f"{where}: fusion weights must map feature names to numbers (and 'extras' to source names)"
+            )
         try:
-            return cls({str(k): float(v) for k, v in data.items()})
+            return cls({str(k): float(v) for k, v in data.items()}, tuple(extras))
         except ConfigError as exc:
             raise ConfigError(f"{where}: {exc}") from exc
 
-    def to_dict(self) -> dict[str, float]:
-        """The non-zero weights, in ``FEATURES`` order (JSON-ready)."""
-        return {name: self.weights[name] for name in FEATURES if self.weights.get(name, 0.0) != 0.0}
+    def to_dict(self) -> dict[str, Any]:
+        """The non-zero weights, in ``FEATURES`` order, and ``extras`` when there are any (JSON-ready)."""
+        out: dict[str, Any] = {n: self.weights[n] for n in FEATURES if self.weights.get(n, 0.0) != 0.0}
+        if self.extras:
+            out["extras"] = list(self.extras)
+        return out
 
     def vector(self) -> np.ndarray:
         """The weights as a vector aligned with ``FEATURES``."""
@@ -119,6 +163,22 @@ class CandidateSet:
     def feature_dict(self, index: int) -> dict[str, float]:
         """The features of candidate ``index`` by name."""
         return {name: float(value) for name, value in zip(FEATURES, self.features[index], strict=True)}
+
+    def without_extras(self) -> CandidateSet:
+        """The set that the same record gives without extra candidates: the candidates only an extra
+        source proposed are dropped and the others lose their ``extra`` flag (no other feature of a
+        candidate depends on the other candidates)."""
+        keep = [c for c, k in enumerate(self.hypothesis) if k is not None or c == self.generated]
+        features = self.features[keep].copy()
+        features[:, FEATURES.index("extra")] = 0.0
+        generated = keep.index(self.generated) if self.generated is not None else None
+        return replace(
+            self,
+            texts=[self.texts[c] for c in keep],
+            hypothesis=[self.hypothesis[c] for c in keep],
+            features=features,
+            generated=generated,
+        )
 
 
 def first_best(scores: np.ndarray) -> int:
