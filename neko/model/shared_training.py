@@ -9,7 +9,8 @@ the factors. `share_trainable_experts` makes the outer peft wrapper of each expe
 into that form (torch's own parametrisations swap a module's class the same way). Nothing else changes:
 parameter names, the adapter that ``save_pretrained`` writes, merging and unloading are peft's own, so
 checkpoints are byte-for-byte the format they were. Any state the shared form does not cover (adapters
-disabled or merged, several active adapters, a non-3-D layout) runs peft's own forward.
+disabled or merged, several active adapters, a non-3-D layout, ZeRO-3 partitioned weights) runs peft's own
+forward.
 """
 
 from __future__ import annotations
@@ -90,6 +91,10 @@ def _shared_weights(outer: ParamWrapper) -> SharedWeights | None:
                 factors[layer.parameter_name] = pair
         layer = layer.base_layer
     if type(layer).__name__ not in EXPERT_CLASSES or set(factors) - set(PROJECTIONS):
+        return None
+    if hasattr(layer.gate_up_proj, "ds_id"):
+        # DeepSpeed ZeRO-3 partitions parameters and gathers them only around their own module's forward,
+        # which the shared form never calls: peft's forward runs the experts there.
         return None
     return SharedWeights(
         layer.num_experts,
