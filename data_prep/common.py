@@ -8,6 +8,7 @@ duplicate hypotheses) while writing, so nothing a reader leaves out goes unrepor
 from __future__ import annotations
 
 import argparse
+import codecs
 import os
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -15,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from neko.errors import InputError
+from neko.readers.base import decode_utf8
+from neko.readers.checks import InputChecks, warn_all
 from neko.records import Record, write_records
 
 # Keys of the generic counts, printed first and in this order.
@@ -80,13 +83,26 @@ def tally(records: Iterable[Record], counts: Counter) -> Iterator[Record]:
         yield record
 
 
+def checked(records: Iterable[Record], checks: InputChecks) -> Iterator[Record]:
+    """Pass records through unchanged while ``checks`` notes the suspicious ones (by record number)."""
+    for number, record in enumerate(records, start=1):
+        checks.add(number, record)
+        yield record
+
+
 def write_prepared(
     name: str, out: str | os.PathLike, records: Iterable[Record], counts: Counter
 ) -> PrepareReport:
-    """Write records atomically to ``out`` and return the report; ``counts`` may already hold reader counts."""
+    """Write records atomically to ``out`` and return the report; ``counts`` may already hold reader counts.
+
+    Suspicious records (all hypotheses empty, scores not finite, a repeated id) are warned about
+    (``neko.readers.checks``) and counted in ``counts["warnings"]``.
+    """
     for key in GENERIC_KEYS:
         counts.setdefault(key, 0)
-    write_records(out, tally(records, counts))
+    checks = InputChecks(str(out))
+    write_records(out, checked(tally(records, counts), checks))
+    counts["warnings"] = warn_all(checks.messages())
     return PrepareReport(name=name, out=Path(out), counts=counts)
 
 
@@ -97,11 +113,8 @@ def read_text(path: str | os.PathLike) -> str:
         data = path.read_bytes()
     except OSError as exc:
         raise InputError(str(path), None, f"cannot read: {exc.strerror}") from None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise InputError(str(path), line, f"not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+    # A byte order mark (files saved by Windows tools) is not part of the text.
+    return decode_utf8(str(path), data.removeprefix(codecs.BOM_UTF8))
 
 
 def read_lines(path: str | os.PathLike) -> list[str]:

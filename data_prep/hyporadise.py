@@ -1,155 +1,23 @@
-"""HyPoradise ASR n-best lists (``hyporadise/*.json``) to records, and records back to HyPoradise JSON.
+"""``neko prepare hyporadise``: HyPoradise ASR n-best lists (``hyporadise/*.json``) to records.
 
-Each file is one JSON array. Four object schemas occur and are all read:
+The reader itself (``read_hyporadise``, ``write_hyporadise``, ``dataset_name``) lives in
+``neko.readers.hyporadise``, where ``neko correct``, ``neko eval`` and ``neko baselines`` read the same files.
 
-- ``{id, input[5], output, am_score[5]}`` (atis),
-- ``{input[5], output, input1, input2}`` (chime4, cv, swbd: ``input1``/``input2`` are prompts built from
-  ``input`` and are ignored),
-- ``{instruction, input[5], output}`` (ls_clean, ls_other: the instruction is ignored),
-- ``{input[5], output, score[5]}`` (wsj_score).
-
-``input`` becomes the hypotheses exactly as given (order and duplicates kept), ``am_score``/``score`` the
-scores, ``output`` the single reference.
+Its four JSON schemas are described there.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from collections import Counter
-from collections.abc import Iterable, Iterator
-from pathlib import Path
-from typing import Any
 
-from data_prep.common import PrepareReport, add_io_arguments, print_report, read_text, write_prepared
-from neko.errors import InputError
-from neko.records import Record
+from data_prep.common import PrepareReport, add_io_arguments, print_report, write_prepared
+from neko.readers.hyporadise import dataset_name, read_hyporadise, write_hyporadise
 
 HELP = "HyPoradise ASR n-best JSON (any of its four schemas) -> records (task asr)"
 
-KNOWN_KEYS = {"id", "input", "output", "am_score", "score", "instruction", "input1", "input2"}
-SCHEMAS = (
-    "{id, input, output, am_score}",
-    "{input, output, input1, input2}",
-    "{instruction, input, output}",
-    "{input, output, score}",
-)
-# File name prefixes that name a split; the split becomes a suffix so that test sets keep the bare name.
-_SPLIT_PREFIXES = {"test_": "", "train_": "_train", "dev_": "_dev", "valid_": "_dev"}
-
-
-def dataset_name(path: str | os.PathLike) -> str:
-    """The dataset name a file stands for: ``test_chime4.json`` -> ``chime4``, ``train_atis.json`` -> ``atis_train``."""
-    stem = Path(path).name.removesuffix(".json")
-    for prefix, suffix in _SPLIT_PREFIXES.items():
-        if stem.startswith(prefix) and len(stem) > len(prefix):
-            return stem[len(prefix) :] + suffix
-    return stem
-
-
-def _load_array(path: Path) -> list:
-    """The top-level JSON array; truncated or invalid JSON names the decoder's line and column."""
-    text = read_text(path)
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(str(path), exc.lineno, f"invalid JSON: {exc.msg} (column {exc.colno})") from None
-    if not isinstance(data, list):
-        raise InputError(
-            str(path), None, f"expected a JSON array of HyPoradise objects, got a JSON {type(data).__name__}"
-        )
-    return data
-
-
-def _check(obj: Any) -> str | None:
-    """Why ``obj`` is not a HyPoradise item, or None when it is one."""
-    if not isinstance(obj, dict):
-        return f"expected a JSON object, got {type(obj).__name__}"
-    unknown = set(obj) - KNOWN_KEYS
-    if unknown:
-        return f"unknown key(s) {sorted(unknown)}; HyPoradise items are one of {', '.join(SCHEMAS)}"
-    if "input" not in obj or "output" not in obj:
-        missing = [k for k in ("input", "output") if k not in obj]
-        return f"missing key(s) {missing}; HyPoradise items are one of {', '.join(SCHEMAS)}"
-    hyps = obj["input"]
-    if not isinstance(hyps, list) or not all(isinstance(h, str) for h in hyps):
-        return "'input' must be a list of strings (the n-best list)"
-    if not hyps:
-        return "record has no hypotheses ('input' is empty)"
-    if not isinstance(obj["output"], str):
-        return "'output' must be a string (the reference transcript)"
-    if "am_score" in obj and "score" in obj:
-        return "both 'am_score' and 'score' given; expected one"
-    scores = obj.get("am_score", obj.get("score"))
-    if scores is not None:
-        if not isinstance(scores, list) or not all(
-            isinstance(s, (int, float)) and not isinstance(s, bool) for s in scores
-        ):
-            return "'am_score'/'score' must be a list of numbers"
-        if len(scores) != len(hyps):
-            return f"{len(scores)} scores for {len(hyps)} hypotheses"
-    if "id" in obj and not isinstance(obj["id"], (str, int)):
-        return "'id' must be a string"
-    return None
-
-
-def read_hyporadise(
-    path: str | os.PathLike, dataset: str | None = None, *, counts: Counter | None = None
-) -> Iterator[Record]:
-    """Stream the records of one HyPoradise JSON file.
-
-    Args:
-        path: a HyPoradise ``.json`` file (a JSON array of objects in one of the four schemas).
-        dataset: the dataset name; by default derived from the file name (see ``dataset_name``).
-        counts: optional counter that receives per-schema counts.
-
-    Raises:
-        InputError: invalid UTF-8 or JSON (with line and column), or an item of the wrong schema (with its
-            1-based record index).
-    """
-    path = Path(path)
-    dataset = dataset or dataset_name(path)
-    counts = counts if counts is not None else Counter()
-    for index, obj in enumerate(_load_array(path), start=1):
-        problem = _check(obj)
-        if problem:
-            raise InputError(str(path), index, problem, unit="record")
-        scores = obj.get("am_score", obj.get("score"))
-        counts["with_scores" if scores is not None else "without_scores"] += 1
-        yield Record(
-            id=str(obj["id"]) if "id" in obj else f"{dataset}-{index}",
-            task="asr",
-            dataset=dataset,
-            hypotheses=list(obj["input"]),
-            scores=[float(s) for s in scores] if scores is not None else None,
-            references=[obj["output"]],
-            meta={"file": path.name, "index": index},
-        )
-
-
-def write_hyporadise(records: Iterable[Record], path: str | os.PathLike) -> int:
-    """Write records as a HyPoradise JSON array (``id``, ``input``, ``output``, ``score`` when known).
-
-    ``output`` is the first reference (empty when there is none). One item per line keeps the file diffable;
-    it is written to a temporary file and renamed, so a crash never leaves half a file. Returns the count.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    items = []
-    for record in records:
-        item: dict[str, Any] = {
-            "id": record.id,
-            "input": list(record.hypotheses),
-            "output": record.reference or "",
-        }
-        if record.scores is not None:
-            item["score"] = list(record.scores)
-        items.append(json.dumps(item, ensure_ascii=False))
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("[\n" + ",\n".join(items) + ("\n" if items else "") + "]\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return len(items)
+__all__ = ["dataset_name", "prepare_hyporadise", "read_hyporadise", "write_hyporadise"]
 
 
 def prepare_hyporadise(

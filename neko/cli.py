@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 
 from neko.commands import (
     adapt,
@@ -23,7 +24,7 @@ from neko.commands import (
     train,
     upcycle,
 )
-from neko.errors import NekoError
+from neko.errors import InputWarning, NekoError
 
 COMMANDS = {
     "prepare": prepare,
@@ -46,10 +47,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="neko", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module in COMMANDS.items():
-        command = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        command = sub.add_parser(
+            name,
+            help=module.HELP,
+            # A command may explain itself at more length (modes, formats); its layout is kept as written.
+            description=getattr(module, "DESCRIPTION", module.HELP),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         module.add_arguments(command)
         command.set_defaults(run=module.run)
     return parser
+
+
+def _one_line_warnings(command: str, show):
+    """A ``warnings.showwarning`` that prints neko's InputWarning as one line and leaves the others to ``show``."""
+
+    def showwarning(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, InputWarning):
+            print(f"neko {command}: warning: {message}", file=sys.stderr)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    return showwarning
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,7 +79,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.run(args) or 0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", InputWarning)
+            warnings.showwarning = _one_line_warnings(args.command, warnings.showwarning)
+            return int(args.run(args) or 0)
     except NekoError as exc:
         print(f"neko {args.command}: error: {exc}", file=sys.stderr)
         return 2

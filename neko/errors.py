@@ -21,6 +21,11 @@ class InputError(NekoError):
         )
 
 
+class InputWarning(UserWarning):
+    """Suspicious but valid input (an empty file, empty hypotheses, NaN scores, repeated ids); the CLI
+    prints each as one ``warning:`` line on stderr and goes on."""
+
+
 class ConfigError(NekoError):
     """A configuration value that cannot be used; the message names the key and the valid choices."""
 

@@ -1,5 +1,8 @@
 """``neko eval``: score corrected outputs (``{id, text}`` JSON Lines) against the references of a record file.
 
+The record file is any input of ``neko correct`` that carries references (JSONL records, HyPoradise JSON):
+the file given to ``neko correct`` is the file given to ``neko eval --data``.
+
 Predictions are joined to records on ``id``: every record needs exactly one prediction, and every prediction a
 record. Each dataset gets a row with its task's metrics for the predictions (``wer``) and, for comparison,
 the same metrics for the recogniser's 1-best (``wer_1best``; for GEC the uncorrected sentence).
@@ -10,7 +13,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from neko.baselines.report import group_by_dataset
+from neko.baselines.report import group_by_dataset, scoring
 from neko.errors import InputError
 from neko.metrics import DEFAULT_NORMALIZERS, score_corpus
 from neko.metrics.normalizers import get_normalizer
@@ -47,15 +50,9 @@ def evaluate(
     """
     if normalizer is not None:
         get_normalizer(normalizer)  # fail on a bad name before reading anything
-    groups = group_by_dataset(data_path)
-    ids: set[str] = set()
-    for records in groups.values():
-        for record in records:
-            if record.id in ids:
-                raise InputError(
-                    str(data_path), None, f"id {record.id!r} appears twice: predictions cannot be joined"
-                )
-            ids.add(record.id)
+    # Predictions are joined on id: a repeated id in the data is an error, not a warning.
+    groups = group_by_dataset(data_path, unique_ids=True)
+    ids = {record.id for records in groups.values() for record in records}
     predictions = read_predictions(pred_path, ids, str(data_path))
     missing = [record.id for records in groups.values() for record in records if record.id not in predictions]
     if missing:
@@ -69,8 +66,9 @@ def evaluate(
     for dataset, records in groups.items():
         task = records[0].task
         name = normalizer or DEFAULT_NORMALIZERS[task]
-        scored = score_corpus(task, [predictions[r.id] for r in records], records, name)
-        baseline = score_corpus(task, [r.hypotheses[0] for r in records], records, name)
+        with scoring(data_path, dataset):
+            scored = score_corpus(task, [predictions[r.id] for r in records], records, name)
+            baseline = score_corpus(task, [r.hypotheses[0] for r in records], records, name)
         row: dict[str, Any] = {"dataset": dataset, "task": task, "n": len(records)}
         for metric in scored:
             if metric in ("n", "normalizer", "signature") or metric.endswith("_counts"):

@@ -99,11 +99,21 @@ def validate(obj: Any, *, require_hypotheses: bool = True) -> Record:
     )
 
 
+def as_record(item: Record | dict[str, Any], default_task: str = "asr") -> Record:
+    """A Record from a Record or a dict; a dict may leave out ``task`` (default_task) and ``dataset``."""
+    if isinstance(item, Record):
+        return item
+    if isinstance(item, dict):
+        item = {"task": default_task, "dataset": "input", **item}
+    return validate(item)
+
+
 def iter_json_lines(path: str | os.PathLike) -> Iterator[tuple[int, Any]]:
     """Yield (1-based line number, parsed object) for each non-blank line; errors name file and line."""
     path = Path(path)
     try:
-        handle = open(path, encoding="utf-8")  # noqa: SIM115 - closed below
+        # utf-8-sig: a byte order mark (files saved by Windows tools) is dropped, not a JSON error.
+        handle = open(path, encoding="utf-8-sig")  # noqa: SIM115 - closed below
     except OSError as exc:
         raise InputError(str(path), None, f"cannot open: {exc.strerror}") from None
     with handle:
@@ -136,14 +146,36 @@ def read_records(path: str | os.PathLike, *, require_hypotheses: bool = True) ->
 
 
 def write_records(path: str | os.PathLike, records: Iterable[Record]) -> int:
-    """Write records as JSONL atomically (temporary file, then rename); returns how many were written."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    """Write records as JSONL atomically (temporary file, then rename); returns how many were written.
+
+    A path that cannot be written is a one-line NekoError, and a failure leaves no temporary file.
+    """
+    from neko.fileio import atomic_output
+
     count = 0
-    with open(tmp, "w", encoding="utf-8") as out:
+    with atomic_output(path) as out:
         for record in records:
             out.write(record.to_json() + "\n")
             count += 1
-    os.replace(tmp, path)
     return count
+
+
+def load_dataset(path: str | os.PathLike, fmt: str = "auto", task: str | None = None) -> Any:
+    """Any record file (JSONL, HyPoradise JSON, text) as a ``datasets.Dataset``: Arrow, memory-mapped.
+
+    The file is read and checked by the readers of ``neko correct`` (``neko.readers``); a bad record raises
+    its InputError. The Arrow table is cached under ``$NEKO_CACHE/datasets`` keyed by the file's content,
+    so a second load maps the cached table. ``meta`` is stored as a JSON string (its keys differ from
+    dataset to dataset); ``records_from_dataset`` gives the records back unchanged.
+    """
+    from neko.readers.dataset import load_dataset as load
+
+    return load(path, fmt, task)
+
+
+def records_from_dataset(dataset: Any) -> Iterator[Record]:
+    """The records of a ``datasets.Dataset`` made by ``load_dataset`` (rows in order)."""
+    from neko.readers.dataset import row_to_record
+
+    for row in dataset:
+        yield row_to_record(row)

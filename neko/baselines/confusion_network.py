@@ -49,11 +49,15 @@ class ConfusionNetwork:
 
 
 def softmax_weights(scores: Sequence[float] | None, count: int) -> list[float]:
-    """Vote weights: the softmax of the recogniser scores (higher is better), or 1 each when there are none."""
-    if scores is None:
-        return [1.0] * count
-    if len(scores) != count:
+    """Vote weights: the softmax of the recogniser scores (higher is better), or 1 each when there are none.
+
+    Scores that are not all finite (NaN, inf: the readers warn about them) count as none: one bad score
+    would turn every weight into NaN.
+    """
+    if scores is not None and len(scores) != count:
         raise ValueError(f"{len(scores)} scores for {count} hypotheses")
+    if scores is None or not all(math.isfinite(s) for s in scores):
+        return [1.0] * count
     top = max(scores)
     exps = [math.exp(score - top) for score in scores]
     total = sum(exps)

@@ -14,9 +14,10 @@ and ``signature``. Per task:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from rapidfuzz.distance import Levenshtein
@@ -29,13 +30,19 @@ from neko.baselines.rover import vote
 from neko.errors import InputError
 from neko.metrics import score_corpus
 from neko.metrics.normalizers import get_normalizer
-from neko.records import Record, read_records
+from neko.readers import read_checked
+from neko.records import Record
 
 
-def group_by_dataset(path: str | os.PathLike) -> dict[str, list[Record]]:
-    """Records of ``path`` grouped by dataset (file order); each dataset must have one task and references."""
+def group_by_dataset(path: str | os.PathLike, *, unique_ids: bool = False) -> dict[str, list[Record]]:
+    """Records of ``path`` grouped by dataset (file order); each dataset must have one task and references.
+
+    ``path`` is any input of ``neko correct`` (JSONL records, HyPoradise JSON), read by the same reader
+    (``neko.readers``), so the ids match the outputs of ``neko correct`` on that file. ``unique_ids``: a
+    repeated id is an error (else a warning: each copy counts in the scores).
+    """
     groups: dict[str, list[Record]] = {}
-    for index, record in enumerate(read_records(path), start=1):
+    for index, record in enumerate(read_checked(path, unique_ids=unique_ids), start=1):
         if not record.references:
             raise InputError(
                 str(path), index, f"record {record.id!r} has no reference: it cannot be scored", unit="record"
@@ -52,6 +59,16 @@ def group_by_dataset(path: str | os.PathLike) -> dict[str, list[Record]]:
     if not groups:
         raise InputError(str(path), None, "no records")
     return groups
+
+
+@contextlib.contextmanager
+def scoring(path: str | os.PathLike, dataset: str) -> Iterator[None]:
+    """Turn a metric that is undefined on this data (e.g. every reference empty, so WER has no
+    denominator) into a one-line InputError naming the file and the dataset."""
+    try:
+        yield
+    except ValueError as exc:
+        raise InputError(str(path), None, f"dataset {dataset!r} cannot be scored: {exc}") from None
 
 
 def _normalized(records: Sequence[Record], normalize) -> list[Record]:
@@ -149,7 +166,8 @@ def baseline_rows(path: str | os.PathLike, normalizer: str = "none") -> list[dic
     for dataset, records in group_by_dataset(path).items():
         task = records[0].task
         row: dict[str, Any] = {"dataset": dataset, "task": task, "n": len(records)}
-        row.update(_ROWS[task](_normalized(records, normalize)))
+        with scoring(path, dataset):
+            row.update(_ROWS[task](_normalized(records, normalize)))
         row["normalizer"] = normalizer
         row["signature"] = row.pop("signature")
         rows.append(row)

@@ -19,5 +19,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the chosen preparer."""
+    """Run the chosen preparer; an ``--out`` that is the ``--src`` itself is refused before anything runs."""
+    from neko.errors import NekoError
+    from neko.fileio import same_file
+
+    src, out = getattr(args, "src", None), getattr(args, "out", None)
+    if src and out and same_file(src, out):
+        raise NekoError(
+            f"--out {out} is also the --src: writing it would destroy the input; name another --out"
+        )
     return args.prepare_run(args)
