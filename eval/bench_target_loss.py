@@ -29,9 +29,9 @@ def main() -> None:
 
     import torch
 
-    from neko.infer.readers import read_items
     from neko.model.io import build_model
     from neko.paths import data_dir
+    from neko.readers import read_items
     from neko.train.adapt import start_point
     from neko.train.batching import collate
     from neko.train.loss import target_lm_loss

@@ -28,3 +28,18 @@ def shared_data() -> Path:
     if not path.is_dir():
         pytest.skip(f"shared data not found at {path}")
     return path
+
+
+@pytest.fixture(scope="session")
+def ckpt(tmp_path_factory) -> str:
+    """A real `neko train`-style checkpoint (LoRA adapter + neko_config.json) over a tiny random base."""
+    from neko.model.config import LoraSettings, ModelConfig
+    from neko.model.io import build_model, save_pretrained_corrector
+    from neko.model.tiny import tiny_dense_model, tiny_tokenizer
+
+    root = tmp_path_factory.mktemp("tiny")
+    tiny_dense_model().save_pretrained(root / "base")
+    tiny_tokenizer().save_pretrained(root / "base")
+    cfg = ModelConfig(base=str(root / "base"), lora=LoraSettings(r=4))
+    model, tok = build_model(cfg)
+    return str(save_pretrained_corrector(model, tok, cfg, root / "ckpt"))

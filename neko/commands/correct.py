@@ -8,18 +8,74 @@ from neko.infer.config import MODES
 
 HELP = "correct n-best lists / OCR lines / sentences from a file or stdin; writes JSONL {id, text, fallback}"
 
+DESCRIPTION = f"""{HELP}.
+
+input formats (--format auto picks by extension, else by the first character):
+  jsonl       one record a line: {{"id", "hypotheses": [best first, ...], "task"?, "source"?, ...}}
+  hyporadise  a HyPoradise JSON array ({{"input": [n-best], "output": reference, ...}}), task asr
+  text        one input a line; the hypotheses of an n-best list separated by |||
+
+modes:
+  auto        generate a correction, then a guard keeps it only when it stays close to the hypotheses
+              (and, when calibrated, when the model prefers it to the first hypothesis by a margin);
+              otherwise the first hypothesis is returned with "fallback": true. The default.
+  generate    the generated text as is (batched greedy/beam decoding): fastest free-form output
+  select      score every hypothesis and return the best one: never writes a word that no
+              hypothesis has
+  constrained ASR: beam search over the paths of the n-best's confusion network, scored by the
+              model: recombines words across hypotheses, never writes a word that no hypothesis
+              has (other tasks: select)
+
+stderr: warnings about suspicious input, model loading, a progress bar, and a summary line (records
+written, changed, left as they were, fell back, errors, seconds, output path). Bad input stops before
+anything is written, with one line naming file and line and exit code 2.
+
+examples:
+  neko correct examples/asr_nbest.jsonl
+  neko correct ../shared/data/hyporadise/test_chime4.json -o chime4.out.jsonl --mode select
+  cat lines.txt | neko correct --format text --task ocr
+"""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """INPUT, -o, --format, --task, --model, --mode, --batch-size, --resume, --on-error."""
+    """INPUT, -o, --format, --task, --model, --mode, --batch-size, --resume, --on-error, --threads."""
     parser.add_argument("input", nargs="?", default="-", help="input file, or - for stdin (default)")
-    parser.add_argument("-o", "--output", default="-", help="output JSONL (default: stdout)")
-    parser.add_argument("--format", default="auto", choices=["auto", "jsonl", "hyporadise", "text"])
+    parser.add_argument(
+        "-o", "--output", default="-", help="output JSONL (default: stdout); must not be the input"
+    )
+    parser.add_argument(
+        "--format",
+        default="auto",
+        choices=["auto", "jsonl", "hyporadise", "text"],
+        help="input format (default auto: .jsonl, .json = hyporadise, .txt = text; else by content)",
+    )
     parser.add_argument("--task", default=None, help="task of inputs that do not name one (text format: asr)")
     parser.add_argument("--model", default=None, help="model folder or name (default: the bundled model)")
-    parser.add_argument("--mode", default="auto", choices=MODES)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--resume", action="store_true", help="continue a killed run of the same command")
-    parser.add_argument("--on-error", default="stop", choices=["stop", "skip"])
+    parser.add_argument(
+        "--mode",
+        default="auto",
+        choices=MODES,
+        help="auto (default): generate, guarded; generate: as generated; select: best hypothesis; "
+        "constrained: best confusion-network path (see modes above)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=16,
+        help="records per model batch; the output is written and the progress shown after each (default 16)",
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue a killed run of the same command (same input, model, mode and task) from OUTPUT.partial",
+    )
+    parser.add_argument(
+        "--on-error",
+        default="stop",
+        choices=["stop", "skip"],
+        help="bad input record: stop before writing anything (default), or skip it and write an error "
+        "record {id, text: null, error, line} in its place",
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
 
 

@@ -121,10 +121,13 @@ def guard_output(
 ) -> tuple[str, bool]:
     """(text, fallback): the output when the guard accepts it, else the first (best) hypothesis.
 
+    An accepted output whose normalised words equal a hypothesis's is that hypothesis, as written.
+
     ``margin`` is score(output) - score(first hypothesis) under the model; it is needed only when
     ``config.needs_margin`` and the output changes the first hypothesis (None there is an error).
     """
-    if not judge(output, hypotheses, config, task).accepted:
+    verdict = judge(output, hypotheses, config, task)
+    if not verdict.accepted:
         return hypotheses[0], True
     if config.needs_margin and changes_first(output, hypotheses, task):
         if config.min_margin == float("inf"):
@@ -133,6 +136,10 @@ def guard_output(
             raise ValueError("the guard's margin check needs the output's score margin")
         if margin < config.min_margin:
             return hypotheses[0], True
+    if verdict.edit_rate == 0:
+        # The words are a hypothesis's: return it as written. The guard compares normalised words (ASR:
+        # no case, no punctuation), so it cannot vouch for a change of case or punctuation alone.
+        return hypotheses[verdict.closest], False
     return output, False
 
 

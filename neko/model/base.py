@@ -98,9 +98,24 @@ def resolve_base(name_or_path: str | os.PathLike) -> Path:
         ) from exc
 
 
+def converted_dir(name: str) -> Path:
+    """The cache folder that holds (or will hold) the HF conversion of packaged base ``name``."""
+    return cache_dir("base") / name
+
+
+def pending_conversion(name_or_path: str | os.PathLike) -> Path | None:
+    """The folder a packaged base is about to be converted into (its first use), else None: already
+    converted, or not a packaged base. Lets a command say what the next slow step is before it starts."""
+    name = str(name_or_path)
+    if name not in BASE_MODELS:
+        return None
+    target = converted_dir(name)
+    return None if (target / INFO_FILE).is_file() else target
+
+
 def _converted(name: str, spec: PackagedBase) -> Path:
     """The cached HF conversion of a packaged GGUF; converts on first use (about 100 s for SmolLM2)."""
-    target = cache_dir("base") / name
+    target = converted_dir(name)
     if (target / INFO_FILE).is_file():
         return target
     sources = [_package_file(module, rel, spec.pip) for module, rel in spec.parts]

@@ -67,7 +67,7 @@ class AdaptReport:
 
 def load_examples(paths: list[str], fmt: str = "auto", task: str | None = None) -> list[Record]:
     """The records of ``paths`` (any ``neko correct`` input format); each must carry a reference."""
-    from neko.infer.readers import read_items
+    from neko.readers import read_items
 
     records: list[Record] = []
     for path in paths:
