@@ -3,6 +3,8 @@
 ``score_corpus`` is the one entry point used by ``neko baselines``, ``neko eval`` and the trainer's dev
 evaluation. Scales: WER and CER are fractions (0.083, not 8.3); BLEU, chrF and GLEU are on the 0-100 scale
 of sacrebleu and of the JFLEG leaderboard. Every result names its normaliser and a signature string.
+The same metrics load as local Hugging Face ``evaluate`` modules: ``evaluate.load(evaluate_path("wer"))``
+(``hf_evaluate.py``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 from neko.metrics.bleu import corpus_bleu, corpus_chrf
 from neko.metrics.gleu import ITERATIONS, corpus_gleu
+from neko.metrics.hf_evaluate import evaluate_path
 from neko.metrics.normalizers import NORMALIZERS, get_normalizer
 from neko.metrics.wer import ErrorRate, corpus_cer, corpus_wer
 from neko.records import Record
@@ -128,4 +131,11 @@ def score_corpus(
     return row
 
 
-__all__ = ["DEFAULT_NORMALIZERS", "NORMALIZERS", "TASK_METRICS", "get_normalizer", "score_corpus"]
+__all__ = [
+    "DEFAULT_NORMALIZERS",
+    "NORMALIZERS",
+    "TASK_METRICS",
+    "evaluate_path",
+    "get_normalizer",
+    "score_corpus",
+]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import glob
 import os
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,12 +70,13 @@ class MixtureSource:
 
     Attributes:
         name: the dataset name used in logs and state (default: the file stem).
-        records: the lazily read records.
+        records: the records, read on demand: ``LazyRecords`` over JSONL files, or a ``datasets.Dataset``
+            seen through ``neko.readers.dataset.DatasetRecords`` (``neko.records.load_dataset``).
         weight: a multiplier on ``n_d ** alpha`` (1.0 = no preference).
     """
 
     name: str
-    records: LazyRecords
+    records: Sequence[Record]
     weight: float = 1.0
 
 
