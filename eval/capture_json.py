@@ -15,6 +15,20 @@ import subprocess
 import sys
 from pathlib import Path
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def relative_paths(value):
+    """``value`` with every absolute path inside the repository written relative to it: a result file
+    records where things are in the repository, not where the repository was on the machine that ran it."""
+    if isinstance(value, str):
+        return value.replace(f"{REPO_ROOT}{os.sep}", "").replace(str(REPO_ROOT), ".")
+    if isinstance(value, dict):
+        return {key: relative_paths(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [relative_paths(item) for item in value]
+    return value
+
 
 def main(argv: list[str]) -> int:
     """``OUT -- COMMAND...``: run COMMAND, echo its output, write OUT from its last JSON line."""
@@ -33,7 +47,10 @@ def main(argv: list[str]) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(
-        json.dumps({"command": shlex.join(command), "summary": json.loads(lines[-1])}, indent=1) + "\n"
+        json.dumps(
+            {"command": shlex.join(command), "summary": relative_paths(json.loads(lines[-1]))}, indent=1
+        )
+        + "\n"
     )
     os.replace(tmp, out)
     return 0
