@@ -54,17 +54,18 @@ class _StopFlag:
 class _Budget:
     """The wall-time budget of a run (``train.max_minutes``), summed over resumed runs.
 
-    After ``PROBE`` steps it fits the step count to the budget from the median step time (the first step,
-    which pays for warm-up allocations, left out), so that the learning-rate schedule ends when the time
-    does; ``spent`` stops the run should the machine slow down later.
+    Once ``PROBE`` steps are timed, and again every ``REFIT`` steps while less than half of the budget is
+    spent, it fits the step count to the budget from the median of the recent step times (the very first
+    step, which pays for warm-up allocations, left out), so that the learning-rate schedule ends when the
+    time does even when the machine's load changes early on; ``spent`` stops the run should it slow down later.
     """
 
-    PROBE = 4
+    PROBE, REFIT, WINDOW = 4, 20, 20
 
     def __init__(self, minutes: float | None, elapsed: float = 0.0, fitted: bool = False) -> None:
         self.seconds = None if minutes is None else 60.0 * minutes
         self.elapsed = elapsed
-        self.fitted = fitted or minutes is None
+        self.fitted = fitted
         self._times: list[float] = []
 
     def add(self, seconds: float) -> None:
@@ -73,11 +74,14 @@ class _Budget:
         self._times.append(seconds)
 
     def fit(self, step: int, max_steps: int) -> int | None:
-        """The step count that fills the budget (at most ``max_steps``), once enough steps are timed."""
-        if self.fitted or len(self._times) < self.PROBE:
+        """The step count that fills the budget (at most ``max_steps``) when a fit is due, else None."""
+        count = len(self._times)
+        if self.seconds is None or count < self.PROBE or self.elapsed > 0.5 * self.seconds:
+            return None
+        if count != self.PROBE and count % self.REFIT:
             return None
         self.fitted = True
-        per_step = statistics.median(self._times[1:])
+        per_step = statistics.median(self._times[1:][-self.WINDOW :])
         return min(max_steps, step + max(1, int((self.seconds - self.elapsed) / per_step)))
 
     @property
@@ -290,7 +294,7 @@ def train(config: RunConfig, resume: bool = False, stop_after: int | None = None
                 )
             budget.add(elapsed)
             fitted = budget.fit(step, tc.max_steps)
-            if fitted is not None:
+            if fitted is not None and fitted != tc.max_steps:
                 tc.max_steps, bar.total = fitted, fitted
                 scheduler = schedule(fitted)
                 for _ in range(step):
