@@ -235,3 +235,10 @@ def test_capture_json_writes_repository_relative_paths(tmp_path):
         capture_output=True,
     )
     assert json.loads(out.read_text())["summary"] == {"model": "neko/default_model", "root": "."}
+
+
+def test_empty_data_file_is_one_error_line(capsys, tmp_path):
+    data = tmp_path / "d.jsonl"
+    data.write_text("")
+    code, out, err = run(capsys, "baselines", str(data))
+    assert code == 2 and out == [] and err == [f"neko baselines: error: {data}: no records"]

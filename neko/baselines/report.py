@@ -42,7 +42,7 @@ def group_by_dataset(path: str | os.PathLike, *, unique_ids: bool = False) -> di
     repeated id is an error (else a warning: each copy counts in the scores).
     """
     groups: dict[str, list[Record]] = {}
-    for index, record in enumerate(read_checked(path, unique_ids=unique_ids), start=1):
+    for index, record in enumerate(read_checked(path, unique_ids=unique_ids, empty_ok=False), start=1):
         if not record.references:
             raise InputError(
                 str(path), index, f"record {record.id!r} has no reference: it cannot be scored", unit="record"

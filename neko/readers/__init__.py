@@ -71,14 +71,21 @@ def read_items(
 
 
 def read_checked(
-    path: str | os.PathLike, fmt: str = "auto", task: str | None = None, *, unique_ids: bool = True
+    path: str | os.PathLike,
+    fmt: str = "auto",
+    task: str | None = None,
+    *,
+    unique_ids: bool = True,
+    empty_ok: bool = True,
 ) -> list[Record]:
     """The records of an input, stopping on its first bad record; suspicious input is warned about
-    (``neko.readers.checks``)."""
+    (``neko.readers.checks``). ``empty_ok`` False: an input without records is an error, not a warning."""
     _, items = read_items(path, fmt, task, unique_ids=unique_ids)
     for item in items:
         if item.error is not None:
             raise item.error
+    if not items and not empty_ok:
+        raise InputError(str(path), None, "no records")
     warn_all(input_warnings(str(path), items, duplicate_ids=not unique_ids))
     return [item.record for item in items if item.record is not None]
 
