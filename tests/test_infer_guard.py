@@ -10,8 +10,10 @@ HYPS = ["turn of the lights in the kitchen", "turn off the lights in the kitchen
 
 
 def test_close_output_is_kept_and_garbage_falls_back():
-    assert guard_output("Turn off the lights in the kitchen.", HYPS, GuardConfig()) == (
-        "Turn off the lights in the kitchen.",
+    # Output with a hypothesis's words (up to ASR's casing and punctuation): that hypothesis, as written.
+    assert guard_output("Turn off the lights in the kitchen.", HYPS, GuardConfig()) == (HYPS[1], False)
+    assert guard_output("turn off the lights in my kitchen", HYPS, GuardConfig()) == (
+        "turn off the lights in my kitchen",
         False,
     )
     assert guard_output("nin nin nin nin", HYPS, GuardConfig()) == (HYPS[0], True)
@@ -79,10 +81,7 @@ def test_margin_check_keeps_only_changes_the_model_is_sure_of():
     # Changing the first hypothesis needs a margin; keeping it (up to case and punctuation) does not.
     assert guard_output(HYPS[1], HYPS, config, margin=3.0) == (HYPS[1], False)
     assert guard_output(HYPS[1], HYPS, config, margin=1.0) == (HYPS[0], True)
-    assert guard_output("Turn of the lights in the kitchen.", HYPS, config) == (
-        "Turn of the lights in the kitchen.",
-        False,
-    )
+    assert guard_output("Turn of the lights in the kitchen.", HYPS, config) == (HYPS[0], False)
     with pytest.raises(ValueError, match="margin"):
         guard_output(HYPS[1], HYPS, config)
     assert guard_output(HYPS[1], HYPS, GuardConfig(min_margin=float("inf")), margin=99.0)[1]
