@@ -32,8 +32,8 @@ bench-infer:  ## inference speed: naive vs batched generate vs select on 200 HyP
 test-model-real:  ## real SmolLM2 (GGUF converted once, ~100 s) upcycled to 4 experts keeps its logits
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -s -m slow tests/test_model_real.py
 
-bench-model:  ## forward+backward time and peak RSS: dense LoRA vs 4-expert NeKo MoE (SmolLM2, batch 4x128)
-	HF_HUB_OFFLINE=1 $(PY) eval/bench_model.py --threads 1
+bench-model:  ## training-step time and peak RSS, dense LoRA vs 4-expert NeKo MoE (SmolLM2, 4x128), steps alternated
+	HF_HUB_OFFLINE=1 $(PY) eval/bench_model.py --threads 1 --steps $(or $(STEPS),4)
 
 # ---- benchmark tables: configs/experiments/<table>/<row>.yaml -> results/<table>/<row>.json -> docs/RESULTS.md
 # `make tables LIMIT=200` scores a fixed seeded subset of 200 items per dataset (the CPU run); no LIMIT = all items.
@@ -67,6 +67,19 @@ efficiency: results/efficiency/train.json results/efficiency/infer.json
 tables: results efficiency  ## rebuild stale results, then docs/RESULTS.md and docs/plots/*.png
 	neko tables --results results --out docs/RESULTS.md --command "make tables$(if $(LIMIT), LIMIT=$(LIMIT))"
 
+# ---- in-domain adaptation (docs/ADAPT.md): `neko adapt` on HyPoradise train_atis within N minutes, then the
+# plain `neko correct` on its test set; the table rows score that output. Resumable: rerun the same target.
+ADAPT ?= $(HOME)/.cache/neko/adapt
+.PHONY: adapt-atis
+$(ADAPT)/atis%/adapt.json:
+	neko adapt $(DATA)/hyporadise/train_atis.json --format hyporadise --minutes $* --out $(ADAPT)/atis$* --resume
+$(ADAPT)/atis%.test_atis.jsonl: $(ADAPT)/atis%/adapt.json
+	neko correct $(DATA)/hyporadise/test_atis.json --format hyporadise --model $(ADAPT)/atis$* -o $@
+	neko eval --pred $@ --data $(DATA)/hyporadise/test_atis.json
+results/hyporadise/adapted_atis15.json: $(ADAPT)/atis15.test_atis.jsonl
+results/hyporadise/adapted_atis30.json: $(ADAPT)/atis30.test_atis.jsonl
+adapt-atis: $(ADAPT)/atis15.test_atis.jsonl $(ADAPT)/atis30.test_atis.jsonl  ## 15- and 30-minute ATIS adaptations, scored on the full test
+
 .PHONY: train-tiny bench-train test-ddp
 ABLATIONS := single-task-asr dense learned neko
 ablations:  ## train the four routing-ablation models of table 5 (configs/ablation/, same data and budget)
@@ -86,8 +99,9 @@ calibrate-default:  ## fit the bundled model's auto-mode guard per task on dev d
 train-tiny:  ## train the small NeKo MoE on CPU (~2 h; resumable: make train-tiny ARGS=--resume)
 	neko train configs/neko-tiny.yaml $(ARGS)
 
-bench-train:  ## padding share and non-padding tokens/s: naive fixed-size vs token-budget bucketed batches
-	$(PY) eval/bench_train.py --seconds $(or $(SECONDS),120)
+bench-train:  ## padding and non-padding tokens/s, naive vs bucketed batches, steps alternated: small MoE, then real SmolLM2 MoE
+	$(PY) eval/bench_train.py --threads 1 --pairs $(or $(PAIRS),20)
+	HF_HUB_OFFLINE=1 $(PY) eval/bench_train.py --threads 1 --base smollm2-135m --max-tokens 1024 --pairs $(or $(REAL_PAIRS),6)
 
 test-ddp:  ## 2 CPU processes (gloo DDP under torchrun) train the tiny MoE like 1 process with 2-step accumulation
 	$(PY) -m pytest -q -m slow tests/test_train_ddp.py

@@ -17,7 +17,16 @@ at once, see ``return_freed_memory``). Model: ``--model PATH``, else the bundled
 (``neko/default_model/``) when installed, else an untrained upcycled SmolLM2 MoE built with the model API
 (``neko.model.io.build_base``); the first output line says which. An untrained model rarely emits EOS, so
 it generates its whole token budget: a worst case for generate, no change for select. The last line is one
-JSON object: ``{"batched_speedup", "select_speedup", "identical_greedy", "peak_rss_mb", ...}``.
+JSON object: ``{"batched_speedup", "select_speedup", "identical_greedy", "flop_utilisation", "peak_rss_mb",
+...}``.
+
+``flop_utilisation`` = achieved matrix-product FLOP/s of a mode / this CPU's fp32 matrix-product peak.
+Achieved: the FLOPs per correction that torch's FLOP counter counts (matmuls and attention) in an untimed
+pass over the first ``--flop-sample`` records, times the timed run's corrections per second. Peak: the best
+rate of a 1024^3 ``torch.mm`` with the same threads, measured before, between and after the timed phases
+(the best of them, so a load spike during one measurement does not lower the peak). Both per second of
+this process's CPU time (``--clock cpu``, the default: what the work costs even when other jobs hold the
+cores, which a niced run's wall time does not show) or per wall second (``--clock wall``).
 """
 
 from __future__ import annotations
@@ -84,11 +93,41 @@ def load(model_path: str | None):
     return Corrector(model, tokenizer, InferConfig(mode="generate"), cfg), desc
 
 
-def timed(name: str, n: int, fn) -> tuple[list, float]:
-    """Run ``fn``, print its rate at once (a run cut short still reports the phases it finished)."""
-    start = time.perf_counter()
+def matmul_peak_flops(size: int = 1024, repeats: int = 5) -> dict[str, float]:
+    """This CPU's fp32 matrix-product rate with torch's current threads, per wall second and per CPU second
+    of this process: the best of ``repeats`` products of two ``size`` x ``size`` matrices (large enough for
+    the BLAS kernel's full speed)."""
+    import torch
+
+    gen = torch.Generator().manual_seed(0)
+    a, b = torch.randn(size, size, generator=gen), torch.randn(size, size, generator=gen)
+    torch.mm(a, b)  # first-call allocations and thread start-up
+    best = {"wall": float("inf"), "cpu": float("inf")}
+    for _ in range(repeats):
+        start, cpu = time.perf_counter(), time.process_time()
+        torch.mm(a, b)
+        best["wall"] = min(best["wall"], time.perf_counter() - start)
+        best["cpu"] = min(best["cpu"], max(time.process_time() - cpu, 1e-6))
+    return {clock: 2 * size**3 / seconds for clock, seconds in best.items()}
+
+
+def counted_flops(fn) -> int:
+    """Matrix-product FLOPs (matmuls, attention) that ``fn()`` executes, by torch's FLOP counter."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def timed(name: str, n: int, fn, cpu_seconds: dict) -> tuple[list, float]:
+    """Run ``fn``, print its rate at once (a run cut short still reports the phases it finished); returns
+    its output and wall seconds and stores its CPU seconds in ``cpu_seconds[name]``."""
+    start, cpu = time.perf_counter(), time.process_time()
     out = fn()
     seconds = time.perf_counter() - start
+    cpu_seconds[name] = time.process_time() - cpu
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
         f"{name:8s} {n:4d} corrections in {seconds:7.1f} s: {n / seconds:7.3f} corrections/s "
@@ -110,6 +149,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument(
+        "--clock",
+        choices=["cpu", "wall"],
+        default="cpu",
+        help="seconds for flop_utilisation: this process's CPU time (default) or wall time",
+    )
+    parser.add_argument(
+        "--flop-sample", type=int, default=32, help="records whose FLOPs are counted (untimed) per mode"
+    )
     args = parser.parse_args(argv)
 
     import torch
@@ -137,31 +185,56 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     corrector.correct_many(records[:1], batch_size=1)  # warm-up, untimed
+    peaks = [matmul_peak_flops()]  # before and after the timed phases: the best is the machine's peak
+    cpu_s: dict[str, float] = {}
     naive, t_naive = timed(
-        "naive", limit, lambda: [corrector.correct_many([records[i]], batch_size=1)[0] for i in subset]
+        "naive", limit, lambda: [corrector.correct_many([records[i]], batch_size=1)[0] for i in subset], cpu_s
     )
+    peaks.append(matmul_peak_flops())
     batched, t_batched = timed(
-        "batched", len(records), lambda: corrector.correct_many(records, batch_size=args.batch_size)
+        "batched", len(records), lambda: corrector.correct_many(records, batch_size=args.batch_size), cpu_s
     )
     _, t_select = timed(
         "select",
         len(records),
         lambda: corrector.correct_many(records, batch_size=args.batch_size, mode="select"),
+        cpu_s,
     )
+    peaks.append(matmul_peak_flops())
+    # FLOPs per correction from an untimed, counted pass over the first records (counting slows the ops).
+    sample = records[: max(1, min(args.flop_sample, len(records)))]
+    flops = {
+        name: counted_flops(lambda m=mode: corrector.correct_many(sample, batch_size=args.batch_size, mode=m))
+        / len(sample)
+        for name, mode in (("batched", "generate"), ("select", "select"))
+    }
     rate = {"naive": limit / t_naive, "batched": len(records) / t_batched, "select": len(records) / t_select}
+    n_done = {"batched": len(records), "select": len(records)}
+    peak = max(p[args.clock] for p in peaks)
+    seconds = cpu_s if args.clock == "cpu" else {"batched": t_batched, "select": t_select}
+    achieved = {mode: flops[mode] * n_done[mode] / seconds[mode] for mode in flops}
+    print(
+        f"fp32 matmul peak {peak / 1e9:.1f} GFLOP per {args.clock} second ({torch.get_num_threads()} threads); "
+        "achieved: " + ", ".join(f"{m} {v / 1e9:.1f} ({v / peak:.0%})" for m, v in achieved.items())
+    )
     same = [naive[k].text == batched[i].text for k, i in enumerate(subset)]
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
     print(
         f"speed-up over naive: batched {rate['batched'] / rate['naive']:.2f}x, "
         f"select {rate['select'] / rate['naive']:.2f}x"
     )
     print(f"greedy outputs identical naive vs batched: {sum(same)}/{len(same)}")
-    print(f"peak RSS: {peak:.0f} MB")
+    print(f"peak RSS: {rss:.0f} MB")
     summary = {
         "batched_speedup": round(rate["batched"] / rate["naive"], 2),
         "select_speedup": round(rate["select"] / rate["naive"], 2),
         "identical_greedy": all(same),
-        "peak_rss_mb": round(peak, 1),
+        "flop_utilisation": {mode: round(achieved[mode] / peak, 3) for mode in ("select", "batched")},
+        "matmul_peak_gflops": round(peak / 1e9, 1),
+        "flop_clock": args.clock,
+        "cpu_seconds": {k: round(v, 1) for k, v in cpu_s.items()},
+        "gflop_per_correction": {mode: round(flops[mode] / 1e9, 2) for mode in ("select", "batched")},
+        "peak_rss_mb": round(rss, 1),
         "load_peak_rss_mb": round(loaded_peak, 1),
         "corrections_per_s": {k: round(v, 3) for k, v in rate.items()},
         "naive_utterances": limit,

@@ -1,10 +1,23 @@
-"""Cost of upcycling: forward+backward time and peak memory of the dense LoRA model vs the NeKo MoE.
+"""Cost of upcycling: training-step time and peak memory of the NeKo MoE against the dense LoRA model.
 
-    python eval/bench_model.py --base smollm2-135m --experts 4 --batch 4 --seq 128 --steps 2 --threads 1
+    python eval/bench_model.py --base smollm2-135m --experts 4 --batch 4 --seq 128 --steps 4 --threads 1
 
-Each variant runs in its own subprocess so that its peak RSS (``ru_maxrss``) is its own. A step is the
-training step that `neko train` runs: forward with task routing, LM loss + router loss, backward, AdamW.
-Prints one line per variant, the MoE/dense ratios, and a final JSON line with every figure.
+Each variant lives in its own worker process (so that its peak RSS, ``ru_maxrss``, is its own), and the
+parent drives them step by step, alternating: dense, MoE, dense, MoE, ... Only one worker computes at a
+time, and both see the same machine load within a pair, so the median of the per-pair time ratios survives
+a noisy shared machine where whole-run timings do not. A step is the training step `neko train` runs:
+forward with task routing, LM loss + router loss, backward, AdamW. One untimed warm-up pair comes first.
+Each step is timed twice: wall clock, and the worker's CPU time (``time.process_time``, all its threads).
+The ratio uses ``--clock`` (default ``cpu``): when other jobs hold the cores, a niced worker's wall time is
+mostly waiting for the scheduler (measured: the same step 56 s in one pair, 259 s in the next), while its
+CPU time stays what the step costs; with ``--threads 1`` that is the single-core time the step takes on an
+idle machine. Both ratios are printed.
+
+``--moe shared`` (default) is the MoE as `build_model` makes it (shared experts); ``--moe fused`` undoes
+the sharing (peft's fused expert forward, E base copies): the model as it was before shared experts.
+The shared MoE also checks its logits against the fused forward on the same (perturbed) weights.
+
+Ends with ONE JSON line: {"moe_dense_time_ratio", "moe_dense_memory_ratio", "max_abs_logit_diff"}.
 """
 
 from __future__ import annotations
@@ -12,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -26,84 +40,176 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--top-k", type=int, default=2)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--seq", type=int, default=128)
-    parser.add_argument("--steps", type=int, default=2, help="timed steps after one warm-up step")
+    parser.add_argument("--steps", type=int, default=4, help="timed pairs after one warm-up pair")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
+    parser.add_argument("--moe", choices=["shared", "fused"], default="shared", help="MoE expert forward")
+    parser.add_argument(
+        "--clock",
+        choices=["cpu", "wall"],
+        default="cpu",
+        help="time of a step: the worker's CPU time (default; what the step costs, whatever else runs) or wall",
+    )
     parser.add_argument("--variant", choices=["dense", "neko"], help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
-def run_variant(args: argparse.Namespace) -> dict:
-    """Build one variant, run warm-up + timed steps, return its figures."""
-    import resource
+class Worker:
+    """One variant's model in this process: build it, then run steps on command (see `serve`)."""
 
-    import torch
+    def __init__(self, args: argparse.Namespace) -> None:
+        import torch
 
-    from neko.model.config import ModelConfig
-    from neko.model.io import build_model
-    from neko.model.lora import trainable_parameters
-    from neko.model.routing import task_routing
+        from neko.model.config import ModelConfig
+        from neko.model.io import build_model
+        from neko.model.lora import trainable_parameters
 
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    start = time.perf_counter()
-    cfg = ModelConfig(base=args.base, num_experts=args.experts, top_k=args.top_k, routing=args.variant)
-    model, tok = build_model(cfg)
-    build_s = time.perf_counter() - start
-    ids = torch.randint(0, len(tok), (args.batch, args.seq), generator=torch.Generator().manual_seed(0))
-    mask = torch.ones_like(ids)
-    experts = torch.arange(args.batch) % args.experts
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    model.train()
-    times = []
-    for _ in range(args.steps + 1):
-        t0 = time.perf_counter()
-        with task_routing(model, experts, cfg.routing) as rec:
-            loss = model(input_ids=ids, attention_mask=mask, labels=ids).loss
-            loss = loss + cfg.router_loss_weight * rec.router_loss(mask)
-        opt.zero_grad()
+        torch.set_num_threads(args.threads)
+        torch.manual_seed(0)
+        start = time.perf_counter()
+        self.cfg = ModelConfig(
+            base=args.base, num_experts=args.experts, top_k=args.top_k, routing=args.variant
+        )
+        self.model, tok = build_model(self.cfg)
+        if args.variant == "neko" and args.moe == "fused":
+            from neko.model.shared_training import unshare_trainable_experts
+
+            unshare_trainable_experts(self.model)
+        self.info = {
+            "variant": args.variant if args.variant == "dense" else f"neko ({args.moe} experts)",
+            "build_s": round(time.perf_counter() - start, 1),
+            **{f"params_{k}": v for k, v in trainable_parameters(self.model).items()},
+        }
+        gen = torch.Generator().manual_seed(0)
+        self.ids = torch.randint(0, len(tok), (args.batch, args.seq), generator=gen)
+        self.mask = torch.ones_like(self.ids)
+        self.experts = torch.arange(args.batch) % args.experts
+        self.opt = torch.optim.AdamW([p for p in self.model.parameters() if p.requires_grad], lr=1e-4)
+        self.compare = args.variant == "neko" and args.moe == "shared"
+
+    def step(self) -> dict:
+        """One training step; its wall time and its CPU time (all of this process's threads) in seconds."""
+        from neko.model.routing import task_routing
+
+        self.model.train()
+        start, cpu = time.perf_counter(), time.process_time()
+        with task_routing(self.model, self.experts, self.cfg.routing) as rec:
+            loss = self.model(input_ids=self.ids, attention_mask=self.mask, labels=self.ids).loss
+            loss = loss + self.cfg.router_loss_weight * rec.router_loss(self.mask)
+        self.opt.zero_grad()
         loss.backward()
-        opt.step()
-        times.append(time.perf_counter() - t0)
-    rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    counts = trainable_parameters(model)
-    return {
-        "variant": args.variant,
-        "params_total": counts["total"],
-        "params_trainable": counts["trainable"],
-        "build_s": round(build_s, 1),
-        "step_s": round(statistics.median(times[1:]), 2),
-        "step_s_all": [round(t, 2) for t in times],
-        "peak_rss_gib": round(rss_kib / 2**20, 2),
-    }
+        self.opt.step()
+        return {"wall": time.perf_counter() - start, "cpu": time.process_time() - cpu}
+
+    def finish(self) -> dict:
+        """Peak RSS so far and, for the shared MoE, the largest logit difference to the fused forward."""
+        out = {
+            **self.info,
+            "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3),
+        }
+        if self.compare:
+            out["max_abs_logit_diff"] = self._logit_diff()
+        return out
+
+    def _logit_diff(self) -> float:
+        """Shared vs fused logits of the batch, after seeded noise on every trainable weight (fresh LoRA B is
+        zero, which would hide the experts' own terms)."""
+        import torch
+
+        from neko.model.routing import task_routing
+        from neko.model.shared_training import unshare_trainable_experts
+
+        gen = torch.Generator().manual_seed(3)
+        with torch.no_grad():
+            for param in self.model.parameters():
+                if param.requires_grad:
+                    param.add_(torch.randn(param.shape, generator=gen) * 0.02)
+        self.model.eval()
+        logits = []
+        for unshare in (False, True):
+            if unshare:
+                unshare_trainable_experts(self.model)
+            with torch.no_grad(), task_routing(self.model, self.experts, self.cfg.routing):
+                logits.append(self.model(input_ids=self.ids, attention_mask=self.mask).logits)
+        return float((logits[0] - logits[1]).abs().max())
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Worker loop: print the model's info, then answer each stdin line ``step`` / ``finish`` with JSON."""
+    worker = Worker(args)
+    print(json.dumps(worker.info), flush=True)
+    for line in sys.stdin:
+        if line.strip() == "step":
+            print(json.dumps(worker.step()), flush=True)
+        else:
+            print(json.dumps(worker.finish()), flush=True)
+            return 0
+    return 1
+
+
+def _ask(proc: subprocess.Popen, command: str | None = None) -> dict:
+    if command is not None:
+        proc.stdin.write(command + "\n")
+        proc.stdin.flush()
+    line = proc.stdout.readline()
+    if not line:
+        raise SystemExit(f"bench_model: worker exited with {proc.wait()}")
+    return json.loads(line)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run both variants in subprocesses and print the comparison."""
+    """Start both workers, alternate their steps, print per-variant figures and the ratio line."""
     args = parse_args(argv)
     if args.variant:
-        print(json.dumps(run_variant(args)))
-        return 0
+        return serve(args)
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "HF_HUB_OFFLINE": "1"}
-    results = {}
+    argv = argv if argv is not None else sys.argv[1:]
+    procs = {}
     for variant in ("dense", "neko"):
-        cmd = [sys.executable, __file__, *(argv if argv is not None else sys.argv[1:]), "--variant", variant]
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-        if proc.returncode:
-            print(proc.stderr[-3000:], file=sys.stderr)
-            return proc.returncode
-        results[variant] = json.loads(proc.stdout.strip().splitlines()[-1])
-        r = results[variant]
-        print(
-            f"{variant:6s} params {r['params_total'] / 1e6:7.1f}M (trainable {r['params_trainable'] / 1e6:.2f}M) "
-            f"step {r['step_s']:6.2f}s  peak RSS {r['peak_rss_gib']:5.2f} GiB  (build {r['build_s']}s)"
+        cmd = [sys.executable, __file__, *argv, "--variant", variant]
+        procs[variant] = subprocess.Popen(
+            cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
         )
-    ratio = {
-        "step_time": round(results["neko"]["step_s"] / results["dense"]["step_s"], 2),
-        "peak_rss": round(results["neko"]["peak_rss_gib"] / results["dense"]["peak_rss_gib"], 2),
+        _ask(procs[variant])  # built (one at a time: the two builds would compete for memory and cores)
+    times: dict[str, list[dict]] = {"dense": [], "neko": []}
+    for pair in range(args.steps + 1):
+        for variant in ("dense", "neko"):
+            times[variant].append(_ask(procs[variant], "step"))
+        dense, moe = times["dense"][-1], times["neko"][-1]
+        print(
+            f"pair {pair}: dense {dense['cpu']:6.2f} s CPU ({dense['wall']:6.2f} s wall), "
+            f"MoE {moe['cpu']:6.2f} s CPU ({moe['wall']:6.2f} s wall)",
+            flush=True,
+        )
+    results = {variant: _ask(proc, "finish") for variant, proc in procs.items()}
+    for proc in procs.values():
+        proc.wait()
+    ratios = {
+        clock: [m[clock] / d[clock] for d, m in zip(times["dense"][1:], times["neko"][1:], strict=True)]
+        for clock in ("cpu", "wall")
     }
-    print(f"MoE / dense: step time x{ratio['step_time']}, peak RSS x{ratio['peak_rss']}")
-    setup = {k: getattr(args, k) for k in ("base", "experts", "top_k", "batch", "seq", "steps", "threads")}
-    print(json.dumps({"setup": setup, "results": results, "ratio": ratio}))
+    for variant, r in results.items():
+        for clock in ("cpu", "wall"):
+            r[f"step_{clock}_s"] = [round(t[clock], 2) for t in times[variant]]
+        print(
+            f"{r['variant']:22s} params {r['params_total'] / 1e6:7.1f}M "
+            f"(trainable {r['params_trainable'] / 1e6:.2f}M)  median step "
+            f"{statistics.median(t[args.clock] for t in times[variant][1:]):6.2f} s {args.clock}  "
+            f"peak RSS {r['peak_rss_gib']:5.2f} GiB"
+        )
+    summary = {
+        "moe_dense_time_ratio": round(statistics.median(ratios[args.clock]), 3),
+        "moe_dense_memory_ratio": round(
+            results["neko"]["peak_rss_gib"] / results["dense"]["peak_rss_gib"], 3
+        ),
+        "max_abs_logit_diff": results["neko"].get("max_abs_logit_diff"),
+    }
+    setup = {
+        k: getattr(args, k) for k in ("base", "experts", "top_k", "batch", "seq", "steps", "threads", "moe")
+    }
+    pairs = {f"pair_{clock}_time_ratios": [round(r, 3) for r in ratios[clock]] for clock in ratios}
+    medians = {f"median_{clock}_time_ratio": round(statistics.median(ratios[clock]), 3) for clock in ratios}
+    print(json.dumps({"setup": setup, "results": results, **pairs, **medians}))
+    print(json.dumps(summary))
     return 0
 
 

@@ -1,7 +1,13 @@
 """Training throughput: naive fixed-size batches vs token-budget bucketed batches, real optimiser steps.
 
-Both samplers draw from the same seeded mixture and train the same model (same init) for the same wall
-time each; reported are the padding share and the non-padding tokens per second of each, and their ratio.
+Both samplers draw from the same seeded mixture and train the same model; their steps alternate (naive,
+bucketed, naive, bucketed, ...) after one untimed warm-up pair, so both see the same machine load within a
+pair. Reported are the padding share and the non-padding tokens per second of each, and the median over
+pairs of the per-pair ratio of non-padding tokens/s (bucketed / naive): on a shared, noisy machine the
+median of paired ratios holds where two separate timed runs do not. A step's time is by default this
+process's CPU time (``--clock cpu``, ``time.process_time``): with ``--threads 1`` it is what the step costs
+on one core, while the wall time of a process niced under other jobs is mostly scheduler waiting;
+``--clock wall`` uses the wall clock (tokens per wall second are printed either way).
 
 Fairness: a fixed batch size must fit the worst case, so the naive sampler gets the largest batch whose
 padded cost at ``--max-len`` stays within the bucketed sampler's budget (the same peak memory bound):
@@ -9,12 +15,15 @@ padded cost at ``--max-len`` stays within the bucketed sampler's budget (the sam
 
 Model: by default a small random Llama (hidden 256, 4 layers) with SmolLM2's real tokenizer (when the packaged
 base is converted), upcycled to 4 experts with LoRA and NeKo routing, i.e. the real training step on a model
-cheap enough for minutes of CPU; ``--base smollm2-135m`` runs the real 373M MoE (about 20-40 s a step on 2
-cores: use a long ``--seconds``). Data: the prepared shared data if present, else records synthesised here.
+cheap enough for minutes of CPU; ``--base smollm2-135m`` runs the real 373M MoE (``make bench-train`` runs
+both). ``--compare experts`` instead alternates the MoE's expert forward, peft's fused experts (as before
+shared experts) against shared experts (`neko.model.shared_training`), both on the bucketed sampler's
+batches. Data: the prepared shared data if present, else records synthesised here.
 
-    python eval/bench_train.py [--seconds 90] [--max-tokens 2048] [--max-len 256]
+    python eval/bench_train.py [--pairs 20] [--max-tokens 2048] [--max-len 256] [--base small|smollm2-135m]
 
-Ends with ONE JSON line: {"padding_naive", "padding_bucketed", "nonpad_tokens_per_s_ratio", ...}.
+Ends with ONE JSON line: {"padding_naive", "padding_bucketed", "nonpad_tokens_per_s_ratio", ...}
+(``--compare experts``: {"nonpad_tokens_per_s_fused", "nonpad_tokens_per_s_shared", "shared_fused_ratio", ...}).
 """
 
 from __future__ import annotations
@@ -76,53 +85,92 @@ def _model(base: str, scratch: Path, seed: int):
     return build_model(cfg), cfg
 
 
-def _run(name, sampler, model, tokenizer, cfg, args) -> dict:
-    import torch
+class Variant:
+    """One side of the comparison: a sampler's batches trained on a model, timed step by step."""
 
-    from neko.model.routing import task_routing
-    from neko.train.batching import collate
+    def __init__(self, name: str, sampler, model, tokenizer, cfg, max_len: int) -> None:
+        import torch
 
-    model.train()
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    tokens = padded = steps = 0
-    batches = iter(sampler)
-    started = time.perf_counter()
-    while time.perf_counter() - started < args.seconds:
-        batch = collate(next(batches), tokenizer, args.max_len, cfg)
-        with task_routing(model, batch.expert_ids, cfg.routing) as routing:
-            out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=batch.labels)
-            loss = out.loss + cfg.router_loss_weight * routing.router_loss(batch.attention_mask)
+        self.name, self.model, self.tokenizer, self.cfg, self.max_len = name, model, tokenizer, cfg, max_len
+        self.batches = iter(sampler)
+        self.optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+        # (non-padding tokens, padded tokens, wall seconds, CPU seconds of this process)
+        self.steps: list[tuple[int, int, float, float]] = []
+
+    def step(self) -> None:
+        """Collate the next batch and run one timed training step (forward, backward, AdamW)."""
+        from neko.model.routing import task_routing
+        from neko.train.batching import collate
+
+        self.model.train()
+        started, cpu = time.perf_counter(), time.process_time()
+        batch = collate(next(self.batches), self.tokenizer, self.max_len, self.cfg)
+        with task_routing(self.model, batch.expert_ids, self.cfg.routing) as routing:
+            out = self.model(
+                input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=batch.labels
+            )
+            loss = out.loss + self.cfg.router_loss_weight * routing.router_loss(batch.attention_mask)
         loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-        tokens, padded, steps = tokens + batch.tokens, padded + batch.padded, steps + 1
-    elapsed = time.perf_counter() - started
-    row = {
-        "sampler": name,
-        "steps": steps,
-        "seconds": round(elapsed, 1),
-        "padding": round(1 - tokens / padded, 4),
-        "nonpad_tokens_per_s": round(tokens / elapsed, 1),
-    }
-    print(json.dumps(row))
-    return row
+        self.optimizer.step()
+        self.optimizer.zero_grad()
+        self.steps.append(
+            (batch.tokens, batch.padded, time.perf_counter() - started, time.process_time() - cpu)
+        )
+
+    def row(self, clock: str) -> dict:
+        """Totals over the timed steps (the first step is the warm-up); tokens/s by ``clock``."""
+        timed = self.steps[1:]
+        tokens, padded, wall, cpu = (sum(s[i] for s in timed) for i in range(4))
+        return {
+            "variant": self.name,
+            "steps": len(timed),
+            "wall_s": round(wall, 1),
+            "cpu_s": round(cpu, 1),
+            "padding": round(1 - tokens / padded, 4),
+            "nonpad_tokens_per_s": round(tokens / (cpu if clock == "cpu" else wall), 1),
+            "nonpad_tokens_per_wall_s": round(tokens / wall, 1),
+        }
+
+
+def alternate(a: Variant, b: Variant, pairs: int, clock: str) -> list[float]:
+    """One warm-up pair, then ``pairs`` timed pairs a, b; returns each timed pair's tokens/s ratio b / a."""
+    ratios = []
+    col = 3 if clock == "cpu" else 2
+    for pair in range(pairs + 1):
+        a.step()
+        b.step()
+        ra, rb = (v.steps[-1][0] / v.steps[-1][col] for v in (a, b))
+        print(f"pair {pair}: {a.name} {ra:7.1f} tokens/s, {b.name} {rb:7.1f} tokens/s ({clock})", flush=True)
+        if pair:
+            ratios.append(rb / ra)
+    return ratios
 
 
 def main() -> None:
-    """Parse flags, run both samplers, print the summary line."""
+    """Parse flags, alternate the two variants' steps, print the summary line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=90, help="wall time of each sampler's run")
+    parser.add_argument("--pairs", type=int, default=20, help="timed step pairs after one warm-up pair")
     parser.add_argument("--max-tokens", type=int, default=2048)
     parser.add_argument("--max-len", type=int, default=256)
     parser.add_argument("--quadratic-length", type=int, default=2048)
     parser.add_argument("--naive-batch", type=int, default=None)
     parser.add_argument("--base", default="small", help="'small' (default) or a base name/folder")
-    parser.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", 2)))
+    parser.add_argument("--compare", choices=["sampler", "experts"], default="sampler")
+    parser.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", 1)))
+    parser.add_argument(
+        "--clock",
+        choices=["cpu", "wall"],
+        default="cpu",
+        help="time of a step: this process's CPU time (default; its cost, whatever else runs) or wall time",
+    )
     parser.add_argument("--data", default=str(Path.home() / ".cache" / "neko" / "prepared"))
     args = parser.parse_args()
 
+    import statistics
+
     import torch
 
+    from neko.model.shared_training import unshare_trainable_experts
     from neko.train.batching import build_mixture, build_sampler
     from neko.train.config import DataSource, TrainConfig
     from neko.train.sampler import NaiveSampler, batch_cost
@@ -140,33 +188,46 @@ def main() -> None:
             1, int(args.max_tokens // batch_cost(args.max_len, 1, args.quadratic_length))
         )
         print(
-            f"data: {[Path(p).name for p in paths]}; naive batch size {naive_batch}; budget {args.max_tokens}"
+            f"data: {[Path(p).name for p in paths]}; base {args.base}; budget {args.max_tokens}; "
+            f"naive batch size {naive_batch}; {args.pairs} timed pairs; {torch.get_num_threads()} threads"
         )
-        rows = []
-        for name in ("naive", "bucketed"):
+        torch.manual_seed(0)
+        (model, tokenizer), cfg = _model(args.base, scratch / "model", seed=0)
+        if args.compare == "sampler":
+            naive = NaiveSampler(build_mixture(sources, tc.alpha, tc.seed), naive_batch)
+            a = Variant("naive", naive, model, tokenizer, cfg, args.max_len)
+            b = Variant("bucketed", build_sampler(tc, tokenizer), model, tokenizer, cfg, args.max_len)
+        else:
             torch.manual_seed(0)
-            (model, tokenizer), cfg = _model(args.base, scratch / name, seed=0)
-            if name == "naive":
-                sampler = NaiveSampler(build_mixture(sources, tc.alpha, tc.seed), naive_batch)
-            else:
-                sampler = build_sampler(tc, tokenizer)
-            rows.append(_run(name, sampler, model, tokenizer, cfg, args))
-    naive, bucketed = rows
-    print(
-        json.dumps(
-            {
-                "padding_naive": naive["padding"],
-                "padding_bucketed": bucketed["padding"],
-                "nonpad_tokens_per_s_ratio": round(
-                    bucketed["nonpad_tokens_per_s"] / naive["nonpad_tokens_per_s"], 2
-                ),
-                "nonpad_tokens_per_s_naive": naive["nonpad_tokens_per_s"],
-                "nonpad_tokens_per_s_bucketed": bucketed["nonpad_tokens_per_s"],
-                "naive_batch_size": naive_batch,
-                "max_tokens": args.max_tokens,
-            }
-        )
+            (fused, _), _ = _model(args.base, scratch / "fused", seed=0)
+            unshare_trainable_experts(fused)
+            a = Variant("fused", build_sampler(tc, tokenizer), fused, tokenizer, cfg, args.max_len)
+            b = Variant("shared", build_sampler(tc, tokenizer), model, tokenizer, cfg, args.max_len)
+        ratios = alternate(a, b, args.pairs, args.clock)
+    rows = [a.row(args.clock), b.row(args.clock)]
+    for row in rows:
+        print(json.dumps(row))
+    ratio = round(statistics.median(ratios), 2)
+    if args.compare == "experts":
+        summary = {
+            "nonpad_tokens_per_s_fused": rows[0]["nonpad_tokens_per_s"],
+            "nonpad_tokens_per_s_shared": rows[1]["nonpad_tokens_per_s"],
+            "shared_fused_ratio": ratio,
+            "padding": rows[1]["padding"],
+        }
+    else:
+        summary = {
+            "padding_naive": rows[0]["padding"],
+            "padding_bucketed": rows[1]["padding"],
+            "nonpad_tokens_per_s_ratio": ratio,
+            "nonpad_tokens_per_s_naive": rows[0]["nonpad_tokens_per_s"],
+            "nonpad_tokens_per_s_bucketed": rows[1]["nonpad_tokens_per_s"],
+            "naive_batch_size": naive_batch,
+        }
+    summary.update(
+        max_tokens=args.max_tokens, base=args.base, pairs=args.pairs, threads=args.threads, clock=args.clock
     )
+    print(json.dumps(summary))
 
 
 if __name__ == "__main__":
