@@ -113,6 +113,21 @@ def test_kill_and_resume_gives_the_same_losses(setup) -> None:
         assert a[step] == pytest.approx(b[step], rel=1e-5, abs=1e-7), step
 
 
+def test_rank_loss_is_logged_and_trains(setup) -> None:
+    run = setup["root"] / "ranked"
+    recipe = write_recipe(setup["root"] / "ranked.yaml", setup["base"], setup["data"], run, save_every=0)
+    overrides = ["train.max_steps=3", "train.rank_loss_weight=0.5", "train.rank_temperature=0.5"]
+    assert main(["train", str(recipe), *[a for o in overrides for a in ("--set", o)]]) == 0
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    steps = [r for r in rows if "lm_loss" in r]
+    assert [r["step"] for r in steps] == [1, 2, 3]
+    # The asr and mt records have two hypotheses to rank; the mixture puts some in most micro-batches.
+    assert all(r["rank_loss"] >= 0 for r in steps) and any(r["rank_loss"] > 0 for r in steps)
+    for r in steps:  # router_loss_weight 0.1 (the model default)
+        assert r["loss"] == pytest.approx(r["lm_loss"] + 0.1 * r["router_loss"] + 0.5 * r["rank_loss"])
+    assert (run / "final" / "adapter_model.safetensors").is_file()
+
+
 def test_bad_recipe_is_one_line(setup, tmp_path, capsys) -> None:
     recipe = write_recipe(tmp_path / "bad.yaml", setup["base"], setup["data"], tmp_path / "run")
     assert main(["train", str(recipe), "--set", "train.learning_rate=1"]) == 2

@@ -59,6 +59,9 @@ class TrainConfig:
             at the first step of a fresh run, every ``eval_every`` steps and at the last step.
         dev_loss_size: dev records of each dev source in the dev loss.
         max_new_tokens: decoding limit for the dev metrics.
+        rank_loss_weight: weight of the n-best ranking loss added to the LM loss (``neko.train.ranking``;
+            0 = off): the model's scores of the shown hypotheses against their distance to the reference.
+        rank_temperature: target of the ranking loss = softmax(-word errors / rank_temperature).
         seed, threads: RNG seed; torch CPU threads.
     """
 
@@ -85,6 +88,8 @@ class TrainConfig:
     dev_size: int = 32
     dev_loss_size: int = 64
     max_new_tokens: int = 64
+    rank_loss_weight: float = 0.0
+    rank_temperature: float = 1.0
     seed: int = 0
     threads: int = 2
 
@@ -98,6 +103,8 @@ class TrainConfig:
             raise ConfigError(f"train.max_minutes must be positive, got {self.max_minutes}")
         if self.max_tokens < self.max_len:
             raise ConfigError(f"train.max_tokens={self.max_tokens} is below train.max_len={self.max_len}")
+        if self.rank_loss_weight < 0 or self.rank_temperature <= 0:
+            raise ConfigError("train.rank_loss_weight must be >= 0 and train.rank_temperature > 0")
 
 
 @dataclass

@@ -3,7 +3,8 @@
 One optimiser step = ``grad_accum`` micro-batches from the token-budget sampler. The loss of a micro-batch
 is the LM loss on target tokens plus the weighted router loss: ``router_loss_weight`` times the
 cross-entropy of the routers against the task expert (neko routing), or ``aux_loss_coef`` times the
-load-balancing loss (learned routing). ``Accelerator(cpu=True)`` is never used: it silently disables
+load-balancing loss (learned routing), plus ``rank_loss_weight`` times the n-best ranking loss
+(``neko.train.ranking``) when it is on. ``Accelerator(cpu=True)`` is never used: it silently disables
 DeepSpeed; on a machine without a GPU accelerate picks the CPU by itself.
 
 Resume: the checkpoint holds everything that influences the next step (weights that train, optimiser,
@@ -164,6 +165,7 @@ def train(config: RunConfig, resume: bool = False, stop_after: int | None = None
 
     from neko.model.io import build_model, save_pretrained_corrector
     from neko.train.dev import dev_loss, dev_metrics, load_dev
+    from neko.train.ranking import rank_loss
 
     tc = config.train
     torch.set_num_threads(tc.threads)
@@ -263,7 +265,8 @@ def train(config: RunConfig, resume: bool = False, stop_after: int | None = None
     with _StopFlag() as stop:
         while step < tc.max_steps:
             started = time.perf_counter()
-            sums = torch.zeros(5, dtype=torch.float64)  # lm loss, router loss, tokens, padded, micro-batches
+            # lm loss, router loss, tokens, padded, micro-batches, rank loss
+            sums = torch.zeros(6, dtype=torch.float64)
             for _ in range(tc.grad_accum):
                 records = next(batches)
                 batch = collate(records, tokenizer, tc.max_len, config.model, accelerator.device)
@@ -272,12 +275,25 @@ def train(config: RunConfig, resume: bool = False, stop_after: int | None = None
                         lm_loss = target_lm_loss(model, batch.input_ids, batch.attention_mask, batch.labels)
                         router_loss = routing.router_loss(batch.attention_mask).to(lm_loss.device)
                     loss = lm_loss + router_weight * router_loss
+                    if tc.rank_loss_weight:
+                        with accelerator.autocast():
+                            rank = rank_loss(
+                                inner,
+                                tokenizer,
+                                records,
+                                tc.max_len,
+                                tc.rank_temperature,
+                                batch.expert_ids,
+                                config.model.routing,
+                            )
+                        loss = loss + tc.rank_loss_weight * rank
+                        sums[5] += float(rank.detach())
                     accelerator.backward(loss)
                     if accelerator.sync_gradients and tc.max_grad_norm:
                         accelerator.clip_grad_norm_(model.parameters(), tc.max_grad_norm)
                     optimizer.step()
                     optimizer.zero_grad()
-                sums += torch.tensor(
+                sums[:5] += torch.tensor(
                     [float(lm_loss.detach()), float(router_loss.detach()), batch.tokens, batch.padded, 1],
                     dtype=torch.float64,
                 )
@@ -317,6 +333,9 @@ def train(config: RunConfig, resume: bool = False, stop_after: int | None = None
                     "padding": 1.0 - float(sums[2] / sums[3]),
                     "tokens_per_s": float(sums[2]) / elapsed,
                 }
+                if tc.rank_loss_weight:
+                    row["rank_loss"] = float(sums[5] / sums[4])
+                    row["loss"] += tc.rank_loss_weight * row["rank_loss"]
                 _append_jsonl(metrics_path, row)
                 bar.set_postfix(loss=f"{row['loss']:.3f}", tok_s=f"{row['tokens_per_s']:.0f}")
             bar.update(1)
