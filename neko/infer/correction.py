@@ -14,7 +14,8 @@ class Correction:
         text: the corrected text.
         fallback: True when the guard rejected the generated text and ``text`` is a hypothesis instead; with
             fusion weights, True when the fused pick is the first hypothesis.
-        mode: the mode that produced it: ``generate``, ``select`` or ``auto``.
+        mode: the mode that produced it: ``generate``, ``select``, ``auto`` or ``constrained`` (a
+            ``constrained`` run gives ``select`` to the records of tasks without a confusion network).
         task: the task whose prompt was used.
         index: index (into the input hypotheses) of the hypothesis returned, for ``select`` and for a
             fallback; None when ``text`` was generated.

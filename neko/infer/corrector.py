@@ -78,7 +78,7 @@ class Corrector:
         Args:
             name_or_path: None for the bundled default model (``neko/default_model/``), or a checkpoint
                 folder written by ``neko train`` or ``neko export``.
-            mode: default mode of ``correct``: ``auto``, ``generate`` or ``select``.
+            mode: default mode of ``correct``: ``auto``, ``generate``, ``select`` or ``constrained``.
             device: torch device; default the first GPU when there is one, else the CPU.
             threads: torch CPU threads (default: torch's choice, all cores).
             config: other decoding settings (``mode`` overrides its mode). Without one, the guard
