@@ -8,11 +8,18 @@ HELP = "train a corrector from a YAML recipe in configs/ (resumable with --resum
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """CONFIG, --resume, --out, --max-steps, --set key=value overrides."""
+    """CONFIG, --resume, --out, --max-steps, --max-minutes, --set key=value overrides."""
     parser.add_argument("config", help="a recipe YAML, e.g. configs/neko-tiny.yaml")
     parser.add_argument("--out", default=None, help="run folder (default: the recipe's output_dir)")
     parser.add_argument("--resume", action="store_true", help="continue exactly from the last checkpoint")
     parser.add_argument("--max-steps", type=int, default=None, help="override the recipe's step count")
+    parser.add_argument(
+        "--max-minutes",
+        type=float,
+        default=None,
+        help="wall-time budget of the training steps, summed over resumed runs: the step count (at most the "
+        "recipe's) and its learning-rate schedule are fitted to it, and the run saves and stops when it is spent",
+    )
     parser.add_argument(
         "--set",
         dest="overrides",
@@ -33,5 +40,7 @@ def run(args: argparse.Namespace) -> int:
         config.output_dir = args.out
     if args.max_steps is not None:
         config.train.max_steps = args.max_steps
+    if args.max_minutes is not None:
+        config.train.max_minutes = args.max_minutes
     train(config, resume=args.resume)
     return 0
