@@ -17,8 +17,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-minutes",
         type=float,
         default=None,
-        help="wall-time budget of the training steps, summed over resumed runs: the step count (at most the "
-        "recipe's) and its learning-rate schedule are fitted to it, and the run saves and stops when it is spent",
+        help="stop this run after N minutes of wall time (it saves a checkpoint; continue later with --resume): "
+        "a long CPU run as a series of resumed runs. The recipe's train.budget_minutes instead fits the whole "
+        "run's step count and schedule to a time budget",
     )
     parser.add_argument(
         "--set",
@@ -40,7 +41,5 @@ def run(args: argparse.Namespace) -> int:
         config.output_dir = args.out
     if args.max_steps is not None:
         config.train.max_steps = args.max_steps
-    if args.max_minutes is not None:
-        config.train.max_minutes = args.max_minutes
-    train(config, resume=args.resume)
+    train(config, resume=args.resume, max_minutes=args.max_minutes)
     return 0

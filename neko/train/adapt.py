@@ -50,8 +50,10 @@ class AdaptReport:
         train_records, dev_records: sizes of the two disjoint splits.
         dev_source: ``carved`` (seeded split of the training files) or the dev file names.
         steps, train_minutes, tokens: the training run (steps may stop short at the time budget).
-        dev: per task: ``metric``, ``n``, ``input`` (the first hypotheses), ``generated``, ``adapted`` (with
-            the calibrated gate: what ``neko correct`` returns), ``fallback_rate`` and ``gate`` (thresholds).
+        dev: per task: ``metric``, ``n``, ``input`` (the first hypotheses), ``generated`` (the model alone),
+            ``guarded`` (the calibrated guard) and ``fused`` (the calibrated evidence fusion), ``decision`` (which
+            of the two ``auto`` uses: the better on dev), ``adapted`` (its figure: what ``neko correct``
+            returns), ``fallback_rate`` and ``gate`` (the guard's thresholds).
     """
 
     model_dir: str
@@ -130,7 +132,7 @@ def adapt_recipe(
         schedule="cosine",
         # A time budget alone fits the step count; this is only its ceiling.
         max_steps=max_steps or 100_000,
-        max_minutes=minutes,
+        budget_minutes=minutes,
         save_every=20,
         seed=seed,
         threads=threads or os.cpu_count() or 1,
@@ -159,8 +161,12 @@ def calibrate_gate(model_dir: Path, dev: list[Record], threads: int | None = Non
             "n": result.n,
             "input": result.first,
             "generated": result.generated,
-            "adapted": result.guarded,
-            "fallback_rate": result.fallback_rate,
+            # What ``neko correct`` returns: auto mode uses fusion when it was strictly better on dev.
+            "adapted": result.fused if result.uses_fusion else result.guarded,
+            "decision": result.decision,
+            "guarded": result.guarded,
+            "fused": result.fused,
+            "fallback_rate": result.fusion_fallback_rate if result.uses_fusion else result.fallback_rate,
             "gate": guard_dict(result.guard),
         }
     write_task_guards(model_dir, results, {task: ["dev.jsonl"] for task in by_task})

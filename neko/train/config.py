@@ -49,8 +49,8 @@ class TrainConfig:
         buffer_size: most records held in the buckets.
         lr, weight_decay, warmup_steps, schedule, max_grad_norm: AdamW and transformers' scheduler.
         grad_accum: micro-batches per optimiser step.
-        max_steps: optimiser steps of the run (with ``max_minutes``: the most it may take).
-        max_minutes: wall-time budget of the training steps (dev evaluation and saving not counted), summed
+        max_steps: optimiser steps of the run (with ``budget_minutes``: the most it may take).
+        budget_minutes: wall-time budget of the training steps (dev evaluation and saving not counted), summed
             over resumed runs. After the first steps the run measures its step time and fits ``max_steps``
             (and so the learning-rate schedule) to the budget; it stops and saves when the budget is spent.
         eval_every, save_every, log_every: in optimiser steps (0 = never; a final save always happens).
@@ -80,7 +80,7 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     grad_accum: int = 1
     max_steps: int = 100
-    max_minutes: float | None = None
+    budget_minutes: float | None = None
     eval_every: int = 0
     save_every: int = 50
     log_every: int = 1
@@ -99,8 +99,8 @@ class TrainConfig:
         for name in ("max_tokens", "max_len", "grad_accum", "max_steps", "num_buckets", "threads"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"train.{name} must be >= 1, got {getattr(self, name)}")
-        if self.max_minutes is not None and self.max_minutes <= 0:
-            raise ConfigError(f"train.max_minutes must be positive, got {self.max_minutes}")
+        if self.budget_minutes is not None and self.budget_minutes <= 0:
+            raise ConfigError(f"train.budget_minutes must be positive, got {self.budget_minutes}")
         if self.max_tokens < self.max_len:
             raise ConfigError(f"train.max_tokens={self.max_tokens} is below train.max_len={self.max_len}")
         if self.rank_loss_weight < 0 or self.rank_temperature <= 0:

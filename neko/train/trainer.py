@@ -53,7 +53,7 @@ class _StopFlag:
 
 
 class _Budget:
-    """The wall-time budget of a run (``train.max_minutes``), summed over resumed runs.
+    """The wall-time budget of a run (``train.budget_minutes``), summed over resumed runs.
 
     Once ``PROBE`` steps are timed, and again every ``REFIT`` steps while less than half of the budget is
     spent, it fits the step count to the budget from the median of the recent step times (the very first
@@ -151,12 +151,21 @@ def _gathered_trainable(accelerator: Any, model: Any) -> AbstractContextManager:
     return deepspeed.zero.GatheredParameters([p for p in model.parameters() if p.requires_grad])
 
 
-def train(config: RunConfig, resume: bool = False, stop_after: int | None = None) -> Path:
+def train(
+    config: RunConfig,
+    resume: bool = False,
+    stop_after: int | None = None,
+    max_minutes: float | None = None,
+) -> Path:
     """Train per ``config``; returns the folder of the final corrector (``<output_dir>/final``).
 
     ``resume`` continues from the latest checkpoint in ``output_dir``. ``stop_after`` behaves like a
     SIGINT after that many optimiser steps (save, then return the checkpoint folder): how the tests kill a run.
+    ``max_minutes`` bounds this call's wall time: once it has run that long it saves and returns the
+    checkpoint folder, and a later ``resume`` continues (a long CPU run as a series of resumed runs; the
+    schedule is the recipe's, unlike ``train.budget_minutes``, which fits the schedule to a total budget).
     """
+    invoked = time.perf_counter()
     import torch
     from accelerate import Accelerator
     from accelerate.utils import set_seed
@@ -204,7 +213,7 @@ def train(config: RunConfig, resume: bool = False, stop_after: int | None = None
     )
 
     step, tokens_seen = 0, 0
-    budget = _Budget(tc.max_minutes)
+    budget = _Budget(tc.budget_minutes)
     metrics_path = out / "metrics.jsonl"
     if resume:
         found = latest_checkpoint(out)
@@ -214,7 +223,7 @@ def train(config: RunConfig, resume: bool = False, stop_after: int | None = None
             raise ConfigError(f"--resume: no checkpoint under {out / 'checkpoints'}")
         state = load_checkpoint(found, accelerator, model, optimizer, scheduler, sampler)
         step, tokens_seen = state["step"], state.get("tokens", 0)
-        budget = _Budget(tc.max_minutes, state.get("elapsed", 0.0), bool(state.get("fitted_steps")))
+        budget = _Budget(tc.budget_minutes, state.get("elapsed", 0.0), bool(state.get("fitted_steps")))
         if state.get("fitted_steps"):  # the schedule was fitted to the time budget: keep its length
             tc.max_steps = state["fitted_steps"]
             scheduler = schedule(tc.max_steps)
@@ -246,7 +255,7 @@ def train(config: RunConfig, resume: bool = False, stop_after: int | None = None
             {
                 "tokens": tokens_seen,
                 "elapsed": budget.elapsed,
-                "fitted_steps": tc.max_steps if tc.max_minutes and budget.fitted else None,
+                "fitted_steps": tc.max_steps if tc.budget_minutes and budget.fitted else None,
             },
         )
 
@@ -317,7 +326,7 @@ def train(config: RunConfig, resume: bool = False, stop_after: int | None = None
                     scheduler.step()
                 if accelerator.is_main_process:
                     save_config(config, out / "config.yaml")
-                    bar.write(f"time budget {tc.max_minutes:g} min: {fitted} optimiser steps in all")
+                    bar.write(f"time budget {tc.budget_minutes:g} min: {fitted} optimiser steps in all")
             elif budget.spent and step < tc.max_steps:
                 bar.write(f"time budget spent after step {step} of {tc.max_steps}")
                 tc.max_steps = step
@@ -341,14 +350,20 @@ def train(config: RunConfig, resume: bool = False, stop_after: int | None = None
             bar.update(1)
             if step == tc.max_steps or (tc.eval_every and step % tc.eval_every == 0):
                 evaluate()
+            out_of_time = max_minutes is not None and time.perf_counter() - invoked >= 60.0 * max_minutes
             stopping = stop.raised or (stop_after is not None and step >= stop_after)
+            stopping = stopping or (out_of_time and step < tc.max_steps)
             if accelerator.num_processes > 1:
                 flag = accelerator.reduce(torch.tensor([int(stopping)], device=accelerator.device), "sum")
                 stopping = bool(flag.item())
             if stopping:
                 path = checkpoint()
                 bar.close()
-                if stop_after is not None and not stop.raised:
+                if not stop.raised:  # stop_after or max_minutes: a planned stop
+                    if accelerator.is_main_process:
+                        print(
+                            f"stopped at step {step} of {tc.max_steps}; checkpoint {path}; continue with --resume"
+                        )
                     return path
                 raise KeyboardInterrupt(f"stopped at step {step}; checkpoint {path}; continue with --resume")
             if tc.save_every and step % tc.save_every == 0 and step < tc.max_steps:

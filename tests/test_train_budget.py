@@ -1,0 +1,43 @@
+"""Wall-time limits of training: a budget that fits the schedule (adapt), and a per-run stop (`--max-minutes`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from train_helpers import tiny_base, write_recipe, write_task_data
+
+from neko.cli import main
+from neko.train.trainer import _Budget
+
+torch.set_num_threads(1)
+
+
+def test_budget_fits_the_step_count_to_the_time() -> None:
+    budget = _Budget(minutes=2.0)
+    for step in range(1, 4):
+        budget.add(5.0 if step == 1 else 1.0)  # the first step pays for warm-up: left out of the fit
+        assert budget.fit(step, 1000) is None
+    budget.add(1.0)
+    assert budget.fit(4, 1000) == 4 + 112  # 120 s budget - 8 s spent, at 1 s a step
+    assert budget.fit(4, 50) == 50  # never above max_steps
+    for step in range(5, _Budget.REFIT + 1):  # the machine slows down: 2 s a step
+        budget.add(2.0)
+        due = budget.fit(step, 1000)
+        assert (due is None) == (step != _Budget.REFIT)
+    assert due == 20 + int((120 - 40) / 2.0)
+    budget.add(100.0)
+    assert budget.spent and budget.fit(21, 1000) is None  # past half the budget: no more refits
+
+
+def test_max_minutes_stops_saves_and_resumes(tmp_path: Path, capsys) -> None:
+    base, data = tiny_base(tmp_path / "base"), write_task_data(tmp_path / "data")
+    run = tmp_path / "run"
+    recipe = write_recipe(tmp_path / "r.yaml", base, data, run, max_steps=6, save_every=0)
+    assert main(["train", str(recipe), "--max-minutes", "0.00001"]) == 0  # out of time after the first step
+    assert "continue with --resume" in capsys.readouterr().out
+    assert (run / "checkpoints" / "step-000001" / "state.pt").is_file() and not (run / "final").exists()
+    assert main(["train", str(recipe), "--resume"]) == 0
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4, 5, 6] and (run / "final" / "adapter_model.safetensors").is_file()
