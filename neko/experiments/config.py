@@ -30,6 +30,8 @@ class ExperimentConfig:
         quoted: for ``quoted`` rows: dataset -> figure as printed in the source (percent for WER).
         source: for ``quoted`` rows: the paper and table the figures come from.
         note: one line printed under the table.
+        predictions: for ``predictions`` rows: the output file of a ``neko correct`` command (its records
+            are matched by id to the row's one dataset).
     """
 
     table: str
@@ -44,6 +46,7 @@ class ExperimentConfig:
     quoted: dict[str, float] = field(default_factory=dict)
     source: str | None = None
     note: str | None = None
+    predictions: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict, for the result file."""

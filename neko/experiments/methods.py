@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from neko.baselines.confusion_network import build_confusion_network, softmax_weights
@@ -121,6 +122,23 @@ def lm_rerank(records: Sequence[Record], config: ExperimentConfig) -> tuple[list
     return texts, {}
 
 
+def predictions(records: Sequence[Record], config: ExperimentConfig) -> tuple[list[str], dict[str, Any]]:
+    """What a ``neko correct`` command wrote (``predictions``: its output file), matched to the records by id,
+    so that the row scores exactly the output of the command a user runs (e.g. on an adapted model)."""
+    from neko.errors import ConfigError
+    from neko.records import iter_json_lines
+
+    path = Path(os.path.expanduser(config.predictions or ""))
+    if not path.is_file():
+        raise ConfigError(f"predictions file not found: {path} (run the row's neko correct command first)")
+    outputs = {row["id"]: row for _, row in iter_json_lines(path)}
+    missing = [r.id for r in records if r.id not in outputs]
+    if missing:
+        raise ConfigError(f"{path}: no output for {len(missing)} records (first: {missing[0]!r})")
+    rows = [outputs[r.id] for r in records]
+    return [row["text"] for row in rows], {"fallbacks": sum(bool(row.get("fallback")) for row in rows)}
+
+
 METHODS: dict[str, Method] = {
     "onebest": one_best,
     "oracle_nbest": oracle_nbest,
@@ -130,6 +148,7 @@ METHODS: dict[str, Method] = {
     "best_system": best_system,
     "lm_rerank": lm_rerank,
     "neko": neko_corrector,
+    "predictions": predictions,
 }
 
 
