@@ -138,7 +138,8 @@ def shared_forward(
         gate_up = torch.matmul(low, b) + gate_up
     gate, up = gate_up.chunk(2, dim=-1)
     act = weights.act_fn(gate) * up  # [k, N, I]
-    out = F.linear(torch.einsum("kn,kni->ni", gates, act), weights.down)
+    # A product and a sum over the k slots: einsum would make it N tiny batched matmuls (twice as slow).
+    out = F.linear((act * gates[..., None]).sum(0), weights.down)
     if weights.down_lora is not None:
         a, b = weights.down_lora
         low = F.linear(act, a) * (_rank_mask(select, a) * gates[..., None])  # [k, N, E*R]
