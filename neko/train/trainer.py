@@ -56,12 +56,12 @@ class _Budget:
     """The wall-time budget of a run (``train.budget_minutes``), summed over resumed runs.
 
     Once ``PROBE`` steps are timed, and again every ``REFIT`` steps while less than half of the budget is
-    spent, it fits the step count to the budget from the median of the recent step times (the very first
+    spent (often: a fit taken while the machine's load settles can end a run early otherwise), it fits the step count to the budget from the median of the recent step times (the very first
     step, which pays for warm-up allocations, left out), so that the learning-rate schedule ends when the
     time does even when the machine's load changes early on; ``spent`` stops the run should it slow down later.
     """
 
-    PROBE, REFIT, WINDOW = 4, 20, 20
+    PROBE, REFIT, WINDOW = 4, 4, 20
 
     def __init__(self, minutes: float | None, elapsed: float = 0.0, fitted: bool = False) -> None:
         self.seconds = None if minutes is None else 60.0 * minutes
