@@ -41,3 +41,31 @@ def test_max_minutes_stops_saves_and_resumes(tmp_path: Path, capsys) -> None:
     assert main(["train", str(recipe), "--resume"]) == 0
     steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3, 4, 5, 6] and (run / "final" / "adapter_model.safetensors").is_file()
+
+
+def test_a_refit_can_lengthen_a_run_cut_short_by_a_slow_start(tmp_path: Path, monkeypatch) -> None:
+    """Steps slowed by load at the start fit a short run; faster steps later lengthen it again.
+
+    Every budget decision reads the step times given to ``_Budget.add``; here they are made up, so the test
+    does not depend on the machine: the first four steps "take" 1.25 s, the others 0.25 s. The first fit
+    (12 s budget, 5 s spent) allows 4 + 7 / 1.25 = 9 steps, the refit at step 8 (6 s spent, median step
+    0.25 s) 8 + 24 = 32, and the budget is spent at step 32.
+    """
+    from neko.train.config import load_config
+    from neko.train.trainer import train
+
+    base, data = tiny_base(tmp_path / "base"), write_task_data(tmp_path / "data")
+    recipe = write_recipe(tmp_path / "r.yaml", base, data, tmp_path / "run", max_steps=10_000, save_every=0)
+    config = load_config(recipe)
+    config.train.budget_minutes = 0.2
+    real_add = _Budget.add
+
+    def add(self, seconds: float) -> None:
+        real_add(self, 1.25 if len(self._times) < 4 else 0.25)
+
+    monkeypatch.setattr(_Budget, "add", add)
+    train(config)
+    steps = [
+        json.loads(line)["step"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert steps[-1] == 32

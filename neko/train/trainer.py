@@ -214,6 +214,7 @@ def train(
 
     step, tokens_seen = 0, 0
     budget = _Budget(tc.budget_minutes)
+    ceiling = tc.max_steps  # a fit may lengthen the run again up to the recipe's count, never past it
     metrics_path = out / "metrics.jsonl"
     if resume:
         found = latest_checkpoint(out)
@@ -318,7 +319,7 @@ def train(
                     accelerator.reduce(torch.tensor([elapsed], device=accelerator.device), "mean")
                 )
             budget.add(elapsed)
-            fitted = budget.fit(step, tc.max_steps)
+            fitted = budget.fit(step, ceiling)
             if fitted is not None and fitted != tc.max_steps:
                 tc.max_steps, bar.total = fitted, fitted
                 scheduler = schedule(fitted)
