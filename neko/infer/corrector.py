@@ -16,7 +16,7 @@ from neko.infer.generate import generate_all, length_batches
 from neko.infer.guard import GuardConfig, changes_first, guard_output, judge
 from neko.infer.prompt import Prepared, answer_ids, new_token_budget, prepare
 from neko.infer.select import select_best
-from neko.records import Record, validate
+from neko.records import Record, as_record, validate
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "default_model"
 
@@ -38,15 +38,6 @@ def pick_device(device: str | None) -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def as_record(item: Record | dict[str, Any], default_task: str = "asr") -> Record:
-    """A Record from a Record or a dict; a dict may leave out ``task`` (default_task) and ``dataset``."""
-    if isinstance(item, Record):
-        return item
-    if isinstance(item, dict):
-        item = {"task": default_task, "dataset": "input", **item}
-    return validate(item)
 
 
 class Corrector:
