@@ -34,7 +34,7 @@ from neko.baselines.confusion_network import EPS, ConfusionNetwork, build_confus
 from neko.infer.config import InferConfig
 from neko.infer.generate import left_pad, special_ids
 from neko.infer.prompt import Prepared, answer_ids, encode_text, prepare
-from neko.infer.select import PASS_TOKENS, Trie, _log_probs, score_shared
+from neko.infer.select import Trie, _log_probs, pass_groups, score_shared
 from neko.records import Record
 
 # The tasks whose n-best lists are word sequences of one utterance: a confusion network means something.
@@ -336,16 +336,10 @@ def constrained_paths(
     beams = max(beams, top_k)  # the search can only return the paths its beams kept
     options = [slot_options(network) for network in networks]
     results: list[list[CnPath]] = []
-    start = 0
-    while start < len(prompts):
-        stop, width = start + 1, len(prompts[start])
-        while stop < len(prompts) and (stop + 1 - start) * max(width, len(prompts[stop])) <= PASS_TOKENS:
-            width = max(width, len(prompts[stop]))
-            stop += 1
+    for group in pass_groups(prompts):
         results += _search_group(
-            model, tokenizer, prompts[start:stop], options[start:stop], beams, top_k, cn_weight, reduce
+            model, tokenizer, prompts[group], options[group], beams, top_k, cn_weight, reduce
         )
-        start = stop
     return results
 
 

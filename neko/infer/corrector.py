@@ -123,10 +123,7 @@ class Corrector:
             raise ConfigError("batch size must be at least 1")
         recs = [as_record(r) for r in records]
         results: list[Correction | None] = [None] * len(recs)
-        groups: dict[str | None, list[int]] = {}
-        for i, rec in enumerate(recs):
-            groups.setdefault(rec.task if self.config.route_task else None, []).append(i)
-        for task, indices in groups.items():
+        for task, indices in self._groups(recs).items():
             prepared = [prepare(self.tokenizer, recs[i], self.config) for i in indices]
             with self._routing(task):
                 if mode == "select":
@@ -297,10 +294,7 @@ class Corrector:
         if len(generated) != len(recs) or (extras is not None and len(extras) != len(recs)):
             raise ValueError("score_candidates needs one generated text (or None) and extra list per record")
         sets: list[CandidateSet | None] = [None] * len(recs)
-        groups: dict[str | None, list[int]] = {}
-        for i, rec in enumerate(recs):
-            groups.setdefault(rec.task if self.config.route_task else None, []).append(i)
-        for task, indices in groups.items():
+        for task, indices in self._groups(recs).items():
             prepared = [prepare(self.tokenizer, recs[i], self.config) for i in indices]
             with self._routing(task):
                 more = self._source_texts(prepared, [tuple(sources)] * len(prepared))
@@ -400,6 +394,13 @@ class Corrector:
             fused=float(fused[best]),
             features=candidates.feature_dict(best),
         )
+
+    def _groups(self, recs: list[Record]) -> dict[str | None, list[int]]:
+        """Record indices that run together: by task when ``route_task`` forces each task's expert, else all."""
+        groups: dict[str | None, list[int]] = {}
+        for i, rec in enumerate(recs):
+            groups.setdefault(rec.task if self.config.route_task else None, []).append(i)
+        return groups
 
     @contextlib.contextmanager
     def _routing(self, task: str | None) -> Iterator[None]:

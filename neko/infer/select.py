@@ -22,7 +22,7 @@ soft-capping).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -170,6 +170,19 @@ def _trie_hidden(model: Any, cache: Any, prompt_mask: torch.Tensor, tries: list[
     ).last_hidden_state
 
 
+def pass_groups(prompts: Sequence[Sequence[int]]) -> Iterator[slice]:
+    """Consecutive groups of records whose padded prompts hold at most ``PASS_TOKENS`` tokens (at least one
+    record a group): the records that one forward pass over the prompts takes."""
+    start = 0
+    while start < len(prompts):
+        stop, width = start + 1, len(prompts[start])
+        while stop < len(prompts) and (stop + 1 - start) * max(width, len(prompts[stop])) <= PASS_TOKENS:
+            width = max(width, len(prompts[stop]))
+            stop += 1
+        yield slice(start, stop)
+        start = stop
+
+
 def select_best(
     model: Any,
     tokenizer: Any,
@@ -184,15 +197,8 @@ def select_best(
     groups of at most ``PASS_TOKENS`` padded prompt tokens (at least one record a group).
     """
     results: list[tuple[int, list[float]]] = []
-    start = 0
-    while start < len(prompts):
-        stop, width = start + 1, len(prompts[start])
-        while stop < len(prompts) and (stop + 1 - start) * max(width, len(prompts[stop])) <= PASS_TOKENS:
-            width = max(width, len(prompts[stop]))
-            stop += 1
-        part = score_shared(model, tokenizer, prompts[start:stop], hypotheses[start:stop], reduce=reduce)
-        for scores in part:
+    for group in pass_groups(prompts):
+        for scores in score_shared(model, tokenizer, prompts[group], hypotheses[group], reduce=reduce):
             best = max(range(len(scores)), key=lambda i: (scores[i], -i))
             results.append((best, scores))
-        start = stop
     return results
