@@ -20,7 +20,7 @@ holding it is for inference and does not save as a plain transformers checkpoint
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -178,10 +178,30 @@ def share_experts(model: nn.Module) -> int:
 def shared_module(experts: nn.Module) -> SharedLoraExperts | None:
     """The `SharedLoraExperts` equal to ``experts`` (a fused experts module, possibly wrapped by peft's
     ``ParamWrapper``\\ s), or None when it cannot be shared."""
+    chain = expert_chain(experts, _lora_factors)
+    if chain is None:
+        return None
+    layer, factors = chain
+    params = [getattr(layer, proj) for proj in PROJECTIONS]
+    if not all(experts_equal(p) for p in params):
+        return None
+    # A stride-0 expand view already holds one copy; a real stack is cloned so its E copies can go.
+    gate_up, down = (p[0] if p.stride(0) == 0 else p[0].clone() for p in params)
+    return SharedLoraExperts(layer, gate_up.detach(), down.detach(), factors)
+
+
+def expert_chain(module: nn.Module, factors_of: Callable[[Any], Any]) -> tuple[nn.Module, dict] | None:
+    """(fused experts module, {projection: factors}) under peft's ``ParamWrapper`` chain of ``module``.
+
+    ``factors_of(wrapper)`` gives a wrapper's LoRA factors, None when it adds nothing (no active adapter), or
+    False when its state cannot be shared; then, or when the chain does not end in a known experts module
+    with adapters on its projections only, the result is None. Inference and training share this walk and
+    differ in the factors they take (detached and merged for inference, live for training).
+    """
     factors: dict = {}
-    layer = experts
+    layer = module
     while _is_param_wrapper(layer):
-        pair = _lora_factors(layer)
+        pair = factors_of(layer)
         if pair is False:
             return None
         if pair is not None:
@@ -189,12 +209,7 @@ def shared_module(experts: nn.Module) -> SharedLoraExperts | None:
         layer = layer.base_layer
     if type(layer).__name__ not in EXPERT_CLASSES or set(factors) - set(PROJECTIONS):
         return None
-    params = [getattr(layer, proj) for proj in PROJECTIONS]
-    if not all(experts_equal(p) for p in params):
-        return None
-    # A stride-0 expand view already holds one copy; a real stack is cloned so its E copies can go.
-    gate_up, down = (p[0] if p.stride(0) == 0 else p[0].clone() for p in params)
-    return SharedLoraExperts(layer, gate_up.detach(), down.detach(), factors)
+    return layer, factors
 
 
 def _is_param_wrapper(module: nn.Module) -> bool:

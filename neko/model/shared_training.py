@@ -23,6 +23,7 @@ from neko.model.shared_experts import (
     EXPERT_CLASSES,
     PROJECTIONS,
     SharedWeights,
+    expert_chain,
     experts_equal,
     materialise,
     shared_forward,
@@ -78,20 +79,10 @@ def unshare_trainable_experts(model: nn.Module) -> int:
 def _shared_weights(outer: ParamWrapper) -> SharedWeights | None:
     """The base MLP and the live (differentiable) LoRA factors of a wrapper chain, or None when the chain's
     state is not plain single-adapter LoRA on the 3-D expert weights."""
-    factors: dict = {}
-    layer = outer
-    while isinstance(layer, ParamWrapper):
-        if layer.merged:
-            return None
-        if not layer.disable_adapters:
-            pair = _live_factors(layer)
-            if pair is False:
-                return None
-            if pair is not None:
-                factors[layer.parameter_name] = pair
-        layer = layer.base_layer
-    if type(layer).__name__ not in EXPERT_CLASSES or set(factors) - set(PROJECTIONS):
+    chain = expert_chain(outer, _live_factors)
+    if chain is None:
         return None
+    layer, factors = chain
     if hasattr(layer.gate_up_proj, "ds_id"):
         # DeepSpeed ZeRO-3 partitions parameters and gathers them only around their own module's forward,
         # which the shared form never calls: peft's forward runs the experts there.
@@ -108,7 +99,12 @@ def _shared_weights(outer: ParamWrapper) -> SharedWeights | None:
 
 def _live_factors(wrapper: ParamWrapper):
     """``(a [E*R, in], b [E*R, out])`` of the one active adapter (scaling in ``b``), None without an active
-    adapter, False when the layout is not the one `shared_forward` expects."""
+    adapter (or with adapters disabled), False when merged or the layout is not the one `shared_forward`
+    expects."""
+    if wrapper.merged:
+        return False
+    if wrapper.disable_adapters:
+        return None
     names = [name for name in wrapper.active_adapters if name in wrapper.lora_A]
     if not names:
         return None
