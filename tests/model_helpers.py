@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from neko.model.routing import task_routing
@@ -38,3 +40,20 @@ def perturbed_checkpoint(root, family: str, training: dict | None = None):
     model.eval()
     save_pretrained_corrector(model, tok, cfg, root / "ckpt", training=training)
     return model, tok, cfg
+
+
+def die_after_first_batch(monkeypatch) -> Callable[[], None]:
+    """From now on ``Corrector.correct_many`` corrects one batch, then the run is killed (KeyboardInterrupt);
+    returns the function that brings the real one back."""
+    from neko.infer.corrector import Corrector
+
+    real, calls = Corrector.correct_many, []
+
+    def dying(self, records, **kw):
+        calls.append(1)
+        if len(calls) > 1:
+            raise KeyboardInterrupt
+        return real(self, records, **kw)
+
+    monkeypatch.setattr(Corrector, "correct_many", dying)
+    return lambda: monkeypatch.setattr(Corrector, "correct_many", real)

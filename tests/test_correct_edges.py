@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from model_helpers import die_after_first_batch
 
 from neko.cli import main
 
@@ -104,22 +105,12 @@ def test_failed_start_leaves_no_partial(capsys, src, tmp_path, ckpt):
 
 
 def test_resume_refuses_other_settings(capsys, src, tmp_path, ckpt, monkeypatch):
-    from neko.infer.corrector import Corrector
 
     out = tmp_path / "o.jsonl"
-    real = Corrector.correct_many
-    calls = []
-
-    def dying(self, records, **kw):
-        calls.append(1)
-        if len(calls) > 1:
-            raise KeyboardInterrupt
-        return real(self, records, **kw)
-
-    monkeypatch.setattr(Corrector, "correct_many", dying)
+    revive = die_after_first_batch(monkeypatch)
     base = [str(src), "-o", str(out), "--model", ckpt, "--batch-size", "1"]
     assert run(capsys, *base, "--mode", "select")[0] == 130
-    monkeypatch.setattr(Corrector, "correct_many", real)
+    revive()
     partial = tmp_path / "o.jsonl.partial"
     assert len(partial.read_text().splitlines()) == 1
     assert (tmp_path / "o.jsonl.partial.run.json").is_file()

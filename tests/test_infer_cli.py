@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from model_helpers import die_after_first_batch
 
 from neko.cli import main
 
@@ -66,23 +67,13 @@ def test_kill_and_resume_loses_and_duplicates_nothing(capsys, ckpt, tmp_path, mo
     expected = full.read_text()
 
     # Kill after the first batch: the partial file keeps 2 complete records, the final name is not written.
-    from neko.infer.corrector import Corrector
-
-    real, calls = Corrector.correct_many, []
-
-    def dying(self, records, **kw):
-        calls.append(1)
-        if len(calls) > 1:
-            raise KeyboardInterrupt
-        return real(self, records, **kw)
-
-    monkeypatch.setattr(Corrector, "correct_many", dying)
+    revive = die_after_first_batch(monkeypatch)
     out = tmp_path / "out.jsonl"
     code, _, err = run(capsys, str(src), "-o", str(out), *base)
     assert code == 130 and not out.exists()
     partial = tmp_path / "out.jsonl.partial"
     assert len(partial.read_text().splitlines()) == 2
-    monkeypatch.setattr(Corrector, "correct_many", real)
+    revive()
 
     # Without --resume the partial file is not clobbered.
     code, _, err = run(capsys, str(src), "-o", str(out), *base)
