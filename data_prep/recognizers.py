@@ -9,6 +9,7 @@ normalisation). Models come from pip packages and are located without importing 
 from __future__ import annotations
 
 import os
+import shutil
 import string
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ import numpy as np
 from filelock import FileLock
 
 from data_prep.speech import SAMPLE_RATE, package_dir
+from neko.fileio import atomic_output
 from neko.paths import cache_dir
 
 NBest = tuple[list[str], list[float]]
@@ -48,13 +50,10 @@ def whisper_base_dir() -> Path:
     # Every worker of a fresh run gets here at once: one joins the parts, the others wait for it.
     with FileLock(target / ".join.lock"):
         if not model.exists() or model.stat().st_size != expected:
-            tmp = target / "model.bin.tmp"
-            with open(tmp, "wb") as out:
+            with atomic_output(model, binary=True) as out:
                 for part in (part1 / "model.bin.part1", part2 / "model.bin.part2"):
                     with open(part, "rb") as src:
-                        while chunk := src.read(1 << 24):
-                            out.write(chunk)
-            os.replace(tmp, model)
+                        shutil.copyfileobj(src, out, 1 << 24)
         for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
             link = target / name
             if not link.exists():

@@ -11,28 +11,18 @@ import json
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
+from neko.fileio import cut_torn_line
 from neko.records import Record, validate, write_records
 
 
 def read_partial(path: Path) -> dict[str, dict]:
-    """Lines already written (id -> object); a torn last line from a killed run is cut off the file."""
+    """Lines already written (id -> object); a torn last line from a killed run is cut off the file (a complete
+    line that is not JSON is no torn line but a damaged file: an error, not silently dropped)."""
     done: dict[str, dict] = {}
-    if not path.exists():
-        return done
-    good_bytes = 0
-    with open(path, "rb") as handle:
-        for raw in handle:
-            if not raw.endswith(b"\n"):
-                break
-            try:
-                obj = json.loads(raw)
-            except json.JSONDecodeError:
-                break
+    if path.exists():
+        for raw in cut_torn_line(path).splitlines():
+            obj = json.loads(raw)
             done[obj["id"]] = obj
-            good_bytes += len(raw)
-    if good_bytes != path.stat().st_size:
-        with open(path, "r+b") as handle:
-            handle.truncate(good_bytes)
     return done
 
 

@@ -15,6 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from neko.fileio import atomic_write
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -44,15 +46,8 @@ def main(argv: list[str]) -> int:
     if not lines:
         print(f"{shlex.join(command)} printed no JSON line", file=sys.stderr)
         return 2
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(
-        json.dumps(
-            {"command": shlex.join(command), "summary": relative_paths(json.loads(lines[-1]))}, indent=1
-        )
-        + "\n"
-    )
-    os.replace(tmp, out)
+    summary = {"command": shlex.join(command), "summary": relative_paths(json.loads(lines[-1]))}
+    atomic_write(out, json.dumps(summary, indent=1) + "\n")
     return 0
 
 

@@ -1,14 +1,17 @@
-"""Files the user names as outputs: checked before any work, written whole or not at all.
+"""The one home of file handling: outputs checked before any work, atomic writes, torn-line reading, sha256.
 
 Every command that writes a file the user named goes through here, so that a bad output path ends with one
 line and exit code 2 before a model loads or a dataset is read, an output never replaces its own input, and
-a failed write leaves no temporary file behind.
+a failed write leaves no temporary file behind. Everything else that writes a file or a folder whole, reads
+back a JSONL file a killed run may have torn, or hashes files uses the helpers below instead of its own copy.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import shutil
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
@@ -65,9 +68,10 @@ def remove_quietly(*paths: Path) -> None:
 
 @contextlib.contextmanager
 def atomic_output(
-    path: str | os.PathLike, inputs: Iterable[str | os.PathLike | None] = ()
-) -> Iterator[IO[str]]:
-    """A text handle on ``PATH.tmp`` that becomes ``path`` when the block ends without an error.
+    path: str | os.PathLike, inputs: Iterable[str | os.PathLike | None] = (), *, binary: bool = False
+) -> Iterator[IO]:
+    """A handle on ``PATH.tmp`` (text, or bytes when ``binary``) that becomes ``path`` when the block ends
+    without an error.
 
     On any error (or Ctrl-C) the temporary file is removed and ``path`` is left as it was; an OSError
     becomes a one-line NekoError naming ``path``.
@@ -75,7 +79,7 @@ def atomic_output(
     path = check_output(path, inputs)
     tmp = path.with_name(path.name + ".tmp")
     try:
-        handle = open(tmp, "w", encoding="utf-8")  # noqa: SIM115 - closed below
+        handle = open(tmp, "wb") if binary else open(tmp, "w", encoding="utf-8")  # noqa: SIM115 - closed below
     except OSError as exc:
         raise write_error(path, exc) from None
     try:
@@ -88,3 +92,50 @@ def atomic_output(
     except BaseException:
         remove_quietly(tmp)
         raise
+
+
+def atomic_write(path: str | os.PathLike, data: str | bytes) -> Path:
+    """Write ``data`` (text as UTF-8, or bytes) to ``path`` whole or not at all; returns ``path``."""
+    with atomic_output(path, binary=isinstance(data, bytes)) as out:
+        out.write(data)
+    return Path(path)
+
+
+def replace_folder(work: str | os.PathLike, target: str | os.PathLike) -> Path:
+    """Move the finished folder ``work`` to ``target``, replacing an older ``target``; readers see no
+    folder or a complete one, never a half-written one."""
+    target = Path(target)
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(work, target)
+    return target
+
+
+def cut_torn_line(path: str | os.PathLike) -> bytes:
+    """The complete lines of ``path`` (bytes up to its last newline). A last line without its newline (the
+    writer was killed while writing it) is cut off the file, so that appending resumes on a line boundary."""
+    data = Path(path).read_bytes()
+    complete = data[: data.rfind(b"\n") + 1]
+    if len(complete) != len(data):
+        with open(path, "r+b") as handle:
+            handle.truncate(len(complete))
+    return complete
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """sha256 of one file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sha256_folder(path: str | os.PathLike) -> str:
+    """sha256 over the relative names and bytes of every file in a folder (sorted)."""
+    digest = hashlib.sha256()
+    root = Path(path)
+    for file in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(str(file.relative_to(root)).encode())
+        digest.update(sha256_file(file).encode())
+    return digest.hexdigest()

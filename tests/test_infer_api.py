@@ -116,6 +116,26 @@ def test_huge_inputs_are_cut_not_crashed():
     assert sel.index is not None and sel.index < 5 and len(sel.scores) == 5
 
 
+def test_select_never_returns_an_mt_candidate_the_prompt_hides():
+    from neko.infer.prompt import shown_for
+    from neko.tasks import get_task
+
+    candidates = [f"candidate translation number {i}" for i in range(6)]
+    record = {"id": "mt", "task": "mt", "source": "quelle phrase", "hypotheses": candidates}
+    corrector = make("select")
+    assert corrector.config.max_hypotheses > get_task("mt").max_shown == 4
+    prepared = prepare(corrector.tokenizer, Record(dataset="d", **record), corrector.config)
+    assert prepared.shown == shown_for(prepared.record, corrector.config) == [0, 1, 2, 3]
+    assert prepared.truncated and all(
+        c in get_task("mt").build_prompt(prepared.record) for c in candidates[:4]
+    )
+    # Whatever the random model prefers, the answer is one of the four candidates the prompt listed.
+    for hidden_best in range(6):
+        rotated = {**record, "hypotheses": candidates[hidden_best:] + candidates[:hidden_best]}
+        out = corrector.correct_many([rotated])[0]
+        assert out.index is not None and out.index < 4 and len(out.scores) == 4
+
+
 def test_route_task_forces_the_expert():
     from neko.model.config import ModelConfig
 

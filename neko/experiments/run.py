@@ -18,26 +18,8 @@ from typing import Any
 
 from neko.experiments.config import ExperimentConfig, load_experiment
 from neko.experiments.methods import get_method
+from neko.fileio import atomic_write, sha256_file, sha256_folder
 from neko.records import Record, read_records
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    """sha256 of one file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def sha256_folder(path: str | os.PathLike) -> str:
-    """sha256 over the relative names and bytes of every file in a folder (sorted)."""
-    digest = hashlib.sha256()
-    root = Path(path)
-    for file in sorted(p for p in root.rglob("*") if p.is_file()):
-        digest.update(str(file.relative_to(root)).encode())
-        digest.update(sha256_file(file).encode())
-    return digest.hexdigest()
 
 
 def subset(records: list[Record], limit: int | None, seed: int, dataset: str) -> list[Record]:
@@ -116,10 +98,5 @@ def run_experiment(
 
 
 def write_result(result: dict[str, Any], out: str | os.PathLike) -> Path:
-    """Write a result as sorted, indented JSON via a temporary file (a killed run leaves no result)."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(result, indent=1, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, out)
-    return out
+    """Write a result as sorted, indented JSON, whole or not at all (a killed run leaves no result)."""
+    return atomic_write(out, json.dumps(result, indent=1, sort_keys=True, ensure_ascii=False) + "\n")

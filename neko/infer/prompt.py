@@ -1,8 +1,8 @@
 """The token budget around the task prompt: the prompt itself is the one training uses (``neko.tasks``).
 
 Inputs are cut before the prompt is built, so that the prompt keeps its shape: the n-best list keeps its
-first ``max_hypotheses`` distinct entries (best first, as the task prompts show them), each hypothesis (and the source) keeps its first ``max_hypothesis_tokens``
-tokens. A prompt still longer than ``max_prompt_tokens`` keeps its head and its tail (instruction and
+first ``max_hypotheses`` distinct entries, never more than the task's prompt shows (best first), and each
+hypothesis (and the source) keeps its first ``max_hypothesis_tokens`` tokens. A prompt still longer than ``max_prompt_tokens`` keeps its head and its tail (instruction and
 answer cue) and loses the middle.
 """
 
@@ -13,6 +13,8 @@ from typing import Any
 
 from neko.infer.config import InferConfig
 from neko.records import Record
+from neko.tasks import encode_prompt, get_task
+from neko.tasks.base import distinct_indices
 
 
 @dataclass
@@ -55,8 +57,6 @@ def _cut(tokenizer: Any, text: str, limit: int) -> tuple[str, bool]:
 
 
 def _task_prompt(tokenizer: Any, record: Record) -> list[int]:
-    from neko.tasks import encode_prompt
-
     encoded = encode_prompt(tokenizer, record)
     if isinstance(encoded, dict) or hasattr(encoded, "keys"):
         encoded = encoded["input_ids"]
@@ -64,24 +64,21 @@ def _task_prompt(tokenizer: Any, record: Record) -> list[int]:
 
 
 def shown_indices(hypotheses: list[str], max_hypotheses: int) -> list[int]:
-    """Indices of the hypotheses a prompt shows: the first ``max_hypotheses`` distinct ones (whitespace
-    collapsed). The task prompts drop repeats too; a repeat must not take a slot of the n-best."""
-    shown: list[int] = []
-    seen: set[str] = set()
-    for index, hyp in enumerate(hypotheses):
-        key = " ".join(hyp.split())
-        if key in seen:
-            continue
-        if len(shown) == max_hypotheses:
-            break
-        seen.add(key)
-        shown.append(index)
-    return shown
+    """Indices of the first ``max_hypotheses`` distinct hypotheses (``neko.tasks.base.distinct_indices``)."""
+    return distinct_indices(hypotheses, max_hypotheses)
+
+
+def shown_for(record: Record, config: InferConfig) -> list[int]:
+    """Indices of the hypotheses the prompt of ``record`` shows, and so the only ones ``select`` may return:
+    the first distinct ones, at most ``config.max_hypotheses`` and at most the task's own cap (MT shows 4)."""
+    cap = get_task(record.task).max_shown
+    limit = config.max_hypotheses if cap is None else min(config.max_hypotheses, cap)
+    return distinct_indices(record.hypotheses, limit)
 
 
 def prepare(tokenizer: Any, record: Record, config: InferConfig) -> Prepared:
     """Cut ``record`` to the budget of ``config`` and encode its prompt and its hypotheses."""
-    shown = shown_indices(record.hypotheses, config.max_hypotheses)
+    shown = shown_for(record, config)
     texts = [record.hypotheses[i] for i in shown]
     truncated = len(shown) < len({" ".join(h.split()) for h in record.hypotheses})
     for k, hyp in enumerate(texts):

@@ -8,7 +8,6 @@ imports ``llm`` and ``llama_cpp``, which we neither want nor install).
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import os
@@ -17,7 +16,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from filelock import FileLock
+
 from neko.errors import ConfigError
+from neko.fileio import replace_folder, sha256_file
 from neko.paths import cache_dir
 
 
@@ -57,16 +59,6 @@ def _package_file(module: str, relative: str, pip: str) -> Path:
     if not path.is_file():
         raise ConfigError(f"{path} is missing from package {module!r}; reinstall it: {pip}")
     return path
-
-
-def sha256_of(paths: list[Path]) -> str:
-    """The sha256 of the concatenation of ``paths``."""
-    digest = hashlib.sha256()
-    for path in paths:
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 22), b""):
-                digest.update(block)
-    return digest.hexdigest()
 
 
 def base_sha256(folder: str | Path) -> str | None:
@@ -119,17 +111,15 @@ def _converted(name: str, spec: PackagedBase) -> Path:
     if (target / INFO_FILE).is_file():
         return target
     sources = [_package_file(module, rel, spec.pip) for module, rel in spec.parts]
-    lock = cache_dir("base") / f"{name}.lock"
-    with _file_lock(lock):
+    # Two processes never convert the same base at once: the second waits, then finds it converted.
+    with FileLock(cache_dir("base") / f"{name}.lock"):
         if (target / INFO_FILE).is_file():  # another process converted it while we waited
             return target
         work = Path(tempfile.mkdtemp(prefix=f"{name}.", dir=cache_dir("base")))
         try:
             digest = _convert(sources, spec, work)
             (work / INFO_FILE).write_text(json.dumps({"name": name, "gguf_sha256": digest}, indent=2) + "\n")
-            if target.exists():
-                shutil.rmtree(target)
-            os.replace(work, target)  # atomic: readers see no folder or a complete one
+            replace_folder(work, target)
         finally:
             shutil.rmtree(work, ignore_errors=True)
     return target
@@ -150,7 +140,7 @@ def _convert(sources: list[Path], spec: PackagedBase, work: Path) -> str:
             for part in sources:
                 with open(part, "rb") as handle:
                     shutil.copyfileobj(handle, out, 1 << 22)
-    digest = sha256_of([gguf])
+    digest = sha256_file(gguf)
     if spec.sha256 and digest != spec.sha256:
         raise ConfigError(f"joined GGUF sha256 {digest} != expected {spec.sha256}; reinstall: {spec.pip}")
     model = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=gguf.name, dtype=torch.float32)
@@ -161,23 +151,3 @@ def _convert(sources: list[Path], spec: PackagedBase, work: Path) -> str:
     tokenizer.save_pretrained(work)
     shutil.rmtree(gguf_dir)
     return digest
-
-
-class _file_lock:
-    """An exclusive lock on a file (fcntl), so two processes never convert the same base at once."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def __enter__(self) -> _file_lock:
-        import fcntl
-
-        self.handle = open(self.path, "w")  # noqa: SIM115 (held open for the lock's lifetime)
-        fcntl.flock(self.handle, fcntl.LOCK_EX)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        import fcntl
-
-        fcntl.flock(self.handle, fcntl.LOCK_UN)
-        self.handle.close()

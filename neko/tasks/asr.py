@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from neko.records import Record
-from neko.tasks.base import Task, dedupe, numbered
+from neko.tasks.base import Task, numbered
 
 MAX_HYPOTHESES = 5  # HyPoradise ships 5-best lists; more costs tokens with little oracle gain
 
@@ -14,11 +14,9 @@ MAX_HYPOTHESES = 5  # HyPoradise ships 5-best lists; more costs tokens with litt
 class AsrTask(Task):
     """Speech recognition n-best correction: the de-duplicated n-best (best first, at most 5), numbered."""
 
-    max_hypotheses: int = MAX_HYPOTHESES
-
     def body(self, record: Record) -> str:
         """The numbered, de-duplicated hypotheses (repeats only waste tokens and fake a consensus)."""
-        return numbered(dedupe(record.hypotheses)[: self.max_hypotheses])
+        return numbered(self.shown(record))
 
 
 ASR = AsrTask(
@@ -27,4 +25,6 @@ ASR = AsrTask(
     cue="Transcript",
     metrics=("wer",),
     normalizer="hyporadise",
+    expert=0,
+    max_shown=MAX_HYPOTHESES,
 )

@@ -19,16 +19,26 @@ from dataclasses import dataclass
 from neko.records import Record
 
 
-def dedupe(texts: list[str]) -> list[str]:
-    """Drop exact repeats (after collapsing whitespace), keeping the first occurrence and the order."""
+def distinct_indices(texts: list[str], limit: int | None = None) -> list[int]:
+    """Indices of the first ``limit`` (all when None) distinct texts, whitespace collapsed, in order.
+
+    The one n-best de-duplication: the prompts show these texts, and inference scores exactly these.
+    """
     seen: set[str] = set()
-    out: list[str] = []
-    for text in texts:
+    out: list[int] = []
+    for index, text in enumerate(texts):
+        if limit is not None and len(out) == limit:
+            break
         key = " ".join(text.split())
         if key not in seen:
             seen.add(key)
-            out.append(key)
+            out.append(index)
     return out
+
+
+def dedupe(texts: list[str], limit: int | None = None) -> list[str]:
+    """The first ``limit`` distinct texts (all when None), whitespace collapsed, in order."""
+    return [" ".join(texts[i].split()) for i in distinct_indices(texts, limit)]
 
 
 def numbered(texts: list[str]) -> str:
@@ -38,9 +48,10 @@ def numbered(texts: list[str]) -> str:
 
 @dataclass(frozen=True)
 class Task:
-    """A correction task: its prompt, its training target, its metrics and its default normaliser.
+    """A correction task: the one place of its name, prompt, n-best cap, metrics, normaliser and expert.
 
     Subclasses implement ``body``; ``build_prompt`` is THE prompt function, used by training and inference.
+    Everything else (records, metrics, the model config, inference) reads these facts from ``neko.tasks.TASKS``.
 
     Attributes:
         name: registry key, the same as ``Record.task``.
@@ -48,6 +59,9 @@ class Task:
         cue: the word that ends the prompt, before the answer.
         metrics: names in ``neko.metrics.TASK_METRICS``, the first being the headline metric.
         normalizer: the default normaliser name applied before scoring.
+        expert: the task's expert in the default ``ModelConfig.expert_map``.
+        max_shown: how many distinct hypotheses the prompt shows at most (None: the body decides, e.g. OCR
+            and GEC show only the first); inference never shows or scores more.
     """
 
     name: str
@@ -55,10 +69,16 @@ class Task:
     cue: str
     metrics: tuple[str, ...]
     normalizer: str
+    expert: int
+    max_shown: int | None = None
 
     def body(self, record: Record) -> str:
         """The task-specific middle of the prompt."""
         raise NotImplementedError
+
+    def shown(self, record: Record) -> list[str]:
+        """The hypotheses the prompt lists: the first ``max_shown`` distinct ones, whitespace collapsed."""
+        return dedupe(record.hypotheses, self.max_shown)
 
     def build_prompt(self, record: Record) -> str:
         """The full prompt for a record, ending with the answer cue (no trailing space)."""

@@ -23,4 +23,5 @@ GEC = GecTask(
     cue="Correction",
     metrics=("gleu",),
     normalizer="none",
+    expert=3,
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from neko.records import Record
-from neko.tasks.base import Task, dedupe, numbered
+from neko.tasks.base import Task, numbered
 
 # Four candidates: WMT22 lists hold 9-14 systems, and each candidate is a full sentence (~30-40 tokens), so
 # four keep the prompt near 200 tokens while still showing the model where systems disagree.
@@ -16,11 +16,9 @@ MAX_CANDIDATES = 4
 class MtTask(Task):
     """Translation candidate fusion: the source line, then up to 4 de-duplicated candidates, numbered."""
 
-    max_candidates: int = MAX_CANDIDATES
-
     def body(self, record: Record) -> str:
         """``Source: ...`` then the numbered candidates (the source is omitted when unknown)."""
-        candidates = numbered(dedupe(record.hypotheses)[: self.max_candidates])
+        candidates = numbered(self.shown(record))
         if record.source:
             return f"Source: {' '.join(record.source.split())}\n{candidates}"
         return candidates
@@ -32,4 +30,6 @@ MT = MtTask(
     cue="Translation",
     metrics=("bleu", "chrf"),
     normalizer="none",
+    expert=1,
+    max_shown=MAX_CANDIDATES,
 )

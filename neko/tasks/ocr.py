@@ -23,4 +23,5 @@ OCR = OcrTask(
     cue="Text",
     metrics=("cer", "wer"),
     normalizer="none",
+    expert=2,
 )

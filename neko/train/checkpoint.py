@@ -14,11 +14,11 @@ checkpoint as the latest complete one.
 from __future__ import annotations
 
 import random
-import shutil
 from pathlib import Path
 from typing import Any
 
 from neko.errors import ConfigError
+from neko.fileio import replace_folder
 from neko.train.config import RunConfig, save_config
 
 PREFIX = "step-"
@@ -101,9 +101,7 @@ def save_checkpoint(
         }
         torch.save(state, tmp / "state.pt")
         save_config(config, tmp / "config.yaml")
-        if final.exists():
-            shutil.rmtree(final)
-        tmp.rename(final)
+        replace_folder(tmp, final)
     accelerator.wait_for_everyone()
     return final
 

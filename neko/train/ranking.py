@@ -30,7 +30,6 @@ from neko.baselines.oracle import word_errors
 from neko.infer.select import Trie
 from neko.records import Record
 from neko.tasks import IGNORE_INDEX, encode_example, get_task
-from neko.tasks.base import dedupe
 
 
 @dataclass
@@ -59,9 +58,7 @@ def rank_target(hypotheses: Sequence[str], reference: str, temperature: float) -
 
 def shown_hypotheses(record: Record) -> list[str]:
     """The distinct hypotheses the task prompt shows (its own cap), whitespace collapsed."""
-    task = get_task(record.task)
-    cap = getattr(task, "max_hypotheses", getattr(task, "max_candidates", None))
-    return dedupe(record.hypotheses)[:cap]
+    return get_task(record.task).shown(record)
 
 
 def rank_lists(tokenizer: Any, records: Sequence[Record], max_len: int, temperature: float) -> list[RankList]:
