@@ -247,6 +247,42 @@ def _rescore_empty(
         path.lm_score = lm
 
 
+def _extend(
+    search: _Search, opts: list[list[tuple[str, float]]], beams: int, cn_weight: float
+) -> tuple[list[int], list[_Beam], list[list[int]]]:
+    """One step of the search: each beam extended by each option of its next slot (``opts``, one list per
+    beam row), the ``beams`` best per record kept; returns (parent rows, new beams, their new token ids)."""
+    gains = search.option_gains(opts)
+    # Candidates per record: (total, row, option); the same tokens reached twice keep the best.
+    best: dict[int, dict[tuple[int, ...], tuple[float, int, int]]] = {}
+    for row, beam in enumerate(search.beams):
+        for k, (word, log_post) in enumerate(opts[row]):
+            tokens = tuple(beam.tokens) + (tuple(search.word_ids(word)) if word != EPS else ())
+            total = beam.lm + gains[row][k] + cn_weight * (beam.cn + log_post)
+            seen = best.setdefault(beam.record, {})
+            if tokens not in seen or total > seen[tokens][0]:
+                seen[tokens] = (total, row, k)
+    parents, new_beams, new_tokens = [], [], []
+    for record in sorted(best):
+        # Ties keep the earlier beam and option: the recogniser's order.
+        chosen = sorted(best[record].values(), key=lambda c: (-c[0], c[1], c[2]))[:beams]
+        for _, row, k in chosen:
+            beam, (word, log_post) = search.beams[row], opts[row][k]
+            ids = search.word_ids(word) if word != EPS else []
+            parents.append(row)
+            new_tokens.append(ids)
+            new_beams.append(
+                _Beam(
+                    record,
+                    beam.words + ([word] if word != EPS else []),
+                    beam.tokens + ids,
+                    beam.lm + gains[row][k],
+                    beam.cn + log_post,
+                )
+            )
+    return parents, new_beams, new_tokens
+
+
 @torch.inference_mode()
 def _search_group(
     model: Any,
@@ -275,35 +311,7 @@ def _search_group(
         if len(stay) < len(search.beams):
             search.keep(stay)
         opts = [options[beam.record][step] for beam in search.beams]
-        gains = search.option_gains(opts)
-        # Candidates per record: (total, row, option); the same tokens reached twice keep the best.
-        best: dict[int, dict[tuple[int, ...], tuple[float, int, int]]] = {}
-        for row, beam in enumerate(search.beams):
-            for k, (word, log_post) in enumerate(opts[row]):
-                tokens = tuple(beam.tokens) + (tuple(search.word_ids(word)) if word != EPS else ())
-                total = beam.lm + gains[row][k] + cn_weight * (beam.cn + log_post)
-                seen = best.setdefault(beam.record, {})
-                if tokens not in seen or total > seen[tokens][0]:
-                    seen[tokens] = (total, row, k)
-        parents, new_beams, new_tokens = [], [], []
-        for record in sorted(best):
-            # Ties keep the earlier beam and option: the recogniser's order.
-            chosen = sorted(best[record].values(), key=lambda c: (-c[0], c[1], c[2]))[:beams]
-            for _, row, k in chosen:
-                beam, (word, log_post) = search.beams[row], opts[row][k]
-                ids = search.word_ids(word) if word != EPS else []
-                parents.append(row)
-                new_tokens.append(ids)
-                new_beams.append(
-                    _Beam(
-                        record,
-                        beam.words + ([word] if word != EPS else []),
-                        beam.tokens + ids,
-                        beam.lm + gains[row][k],
-                        beam.cn + log_post,
-                    )
-                )
-        search.advance(parents, new_beams, new_tokens)
+        search.advance(*_extend(search, opts, beams, cn_weight))
         step += 1
     _rescore_empty(model, tokenizer, prompts, done, reduce)
     results = []

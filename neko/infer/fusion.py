@@ -221,6 +221,30 @@ def cn_posteriors(
     return posterior
 
 
+def _distinct(
+    hypotheses: Sequence[str], generated: str | None, extras: Sequence[str], task: str
+) -> tuple[dict[tuple[str, ...], int], list[str], list[int | None], list[set[str]]]:
+    """The distinct candidates (by the task's normalised words), first spelling kept: (index of each word
+    tuple, texts, the hypothesis index of each text or None, the kinds of source that gave each text)."""
+    sources = [(text, k, "hypothesis") for k, text in enumerate(hypotheses)]
+    if generated is not None:
+        sources.append((generated, None, "generated"))
+    sources += [(text, None, "extra") for text in extras]
+    keys: dict[tuple[str, ...], int] = {}
+    texts: list[str] = []
+    hyp_of: list[int | None] = []
+    flags: list[set[str]] = []
+    for text, k, kind in sources:
+        key = tuple(words(text, task))
+        at = keys.setdefault(key, len(texts))
+        if at == len(texts):
+            texts.append(text)
+            hyp_of.append(k)
+            flags.append(set())
+        flags[at].add(kind)
+    return keys, texts, hyp_of, flags
+
+
 def candidate_set(
     hypotheses: Sequence[str],
     lm: Mapping[str, tuple[float, int]],
@@ -243,22 +267,7 @@ def candidate_set(
     """
     if not hypotheses:
         raise ValueError("a candidate set needs at least one hypothesis")
-    sources = [(text, k, "hypothesis") for k, text in enumerate(hypotheses)]
-    if generated is not None:
-        sources.append((generated, None, "generated"))
-    sources += [(text, None, "extra") for text in extras]
-    keys: dict[tuple[str, ...], int] = {}
-    texts: list[str] = []
-    hyp_of: list[int | None] = []
-    flags: list[set[str]] = []
-    for text, k, kind in sources:
-        key = tuple(words(text, task))
-        at = keys.setdefault(key, len(texts))
-        if at == len(texts):
-            texts.append(text)
-            hyp_of.append(k)
-            flags.append(set())
-        flags[at].add(kind)
+    keys, texts, hyp_of, flags = _distinct(hypotheses, generated, extras, task)
     hyp_words = [words(h, task) for h in hypotheses]
     votes = softmax_weights(scores, len(hypotheses))
     log_recog = [math.log(v) for v in votes] if scores is not None else [0.0] * len(hypotheses)
@@ -292,6 +301,44 @@ def candidate_set(
     return CandidateSet(texts, hyp_of, np.array(rows, dtype=np.float64), gen, margin)
 
 
+def _standardised(sets: Sequence[CandidateSet]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(features padded to records x candidates x features and divided by their spread within records,
+    the mask of real candidates, the per-feature scale used)."""
+    width = max(len(s.texts) for s in sets)
+    feats = np.zeros((len(sets), width, len(FEATURES)))
+    valid = np.zeros((len(sets), width), dtype=bool)
+    for r, s in enumerate(sets):
+        feats[r, : len(s.texts)] = s.features
+        valid[r, : len(s.texts)] = True
+    counts = valid.sum(1, keepdims=True)
+    centred = feats - (feats * valid[..., None]).sum(1, keepdims=True) / counts[..., None]
+    spread = np.sqrt((centred**2 * valid[..., None]).sum((0, 1)) / valid.sum())
+    scale = np.where(spread > 1e-12, 1.0 / np.maximum(spread, 1e-12), 0.0)
+    return feats * scale, valid, scale
+
+
+def _ascend(
+    w: np.ndarray, evaluate: Callable[[np.ndarray], float], grid: Sequence[float], rounds: int
+) -> tuple[np.ndarray, float]:
+    """Coordinate ascent from ``w``: each weight in turn takes the ``grid`` value with the lowest error
+    (strictly lower only), for at most ``rounds`` rounds; returns the weights and their error."""
+    err = evaluate(w)
+    for _ in range(rounds):
+        improved = False
+        for d in range(len(FEATURES)):
+            for value in grid:
+                trial = w.copy()
+                trial[d] = value
+                if not trial.any():
+                    continue
+                trial_err = evaluate(trial)
+                if trial_err < err:
+                    w, err, improved = trial, trial_err, True
+        if not improved:
+            break
+    return w, err
+
+
 def calibrate_fusion(
     sets: Sequence[CandidateSet],
     error: Callable[[Sequence[str]], float],
@@ -311,17 +358,7 @@ def calibrate_fusion(
     """
     if not sets:
         raise ValueError("calibrate_fusion needs at least one record")
-    width = max(len(s.texts) for s in sets)
-    feats = np.zeros((len(sets), width, len(FEATURES)))
-    valid = np.zeros((len(sets), width), dtype=bool)
-    for r, s in enumerate(sets):
-        feats[r, : len(s.texts)] = s.features
-        valid[r, : len(s.texts)] = True
-    counts = valid.sum(1, keepdims=True)
-    centred = feats - (feats * valid[..., None]).sum(1, keepdims=True) / counts[..., None]
-    spread = np.sqrt((centred**2 * valid[..., None]).sum((0, 1)) / valid.sum())
-    scale = np.where(spread > 1e-12, 1.0 / np.maximum(spread, 1e-12), 0.0)
-    std = feats * scale
+    std, valid, scale = _standardised(sets)
     memo: dict[bytes, float] = {}
 
     def evaluate(w: np.ndarray) -> float:
@@ -341,21 +378,7 @@ def calibrate_fusion(
     best_w = unit("rank")
     best = evaluate(best_w)
     for start in ("rank", *STARTS):
-        w = unit(start)
-        err = evaluate(w)
-        for _ in range(rounds):
-            improved = False
-            for d in range(len(FEATURES)):
-                for value in grid:
-                    trial = w.copy()
-                    trial[d] = value
-                    if not trial.any():
-                        continue
-                    trial_err = evaluate(trial)
-                    if trial_err < err:
-                        w, err, improved = trial, trial_err, True
-            if not improved:
-                break
+        w, err = _ascend(unit(start), evaluate, grid, rounds)
         if err < best:
             best_w, best = w, err
     raw = best_w * scale

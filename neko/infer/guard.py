@@ -152,6 +152,20 @@ def corpus_wer(outputs: Sequence[str], references: Sequence[str], task: str = "a
     return wer(refs, hyps).rate
 
 
+def guard_outputs(
+    outputs: Sequence[str],
+    hypotheses: Sequence[Sequence[str]],
+    margins: Sequence[float | None],
+    config: GuardConfig,
+    task: str = "asr",
+) -> list[tuple[str, bool]]:
+    """``guard_output`` of each output (a missing margin counts as 0.0): ``(text, fell back)`` per record."""
+    return [
+        guard_output(o, h, config, task, m if m is not None else 0.0)
+        for o, h, m in zip(outputs, hypotheses, margins, strict=True)
+    ]
+
+
 def calibrate_guard(
     outputs: Sequence[str],
     hypotheses: Sequence[Sequence[str]],
@@ -199,10 +213,7 @@ def calibrate_guard(
     for min_margin in margin_values:
         for threshold in grid:
             config = replace(base, max_edit_rate=threshold, min_margin=min_margin)
-            guarded = [
-                guard_output(o, h, config, task, m if m is not None else 0.0)
-                for o, h, m in zip(outputs, hypotheses, margins, strict=True)
-            ]
+            guarded = guard_outputs(outputs, hypotheses, margins, config, task)
             rows.append(
                 {
                     "max_edit_rate": threshold,
