@@ -22,7 +22,9 @@ from pathlib import Path
 VARIANTS = {
     "default": {},
     "lr1e-3": {"lr": 1e-3},
+    "lr2e-3": {"lr": 2e-3},
     "tokens512": {"max_tokens": 512},
+    "tokens512-lr1e-3": {"max_tokens": 512, "lr": 1e-3},
     "rank8": {"rank": 8},
     "continue-bundled-moe": {"continue_default": True},
 }
@@ -32,6 +34,7 @@ def run_variant(name: str, train: str, dev: str, out: Path, tokens: int) -> dict
     """Train one variant for about ``tokens`` tokens; its dev losses and speed."""
     from neko.infer.corrector import default_model_dir
     from neko.train.adapt import adapt_recipe
+    from neko.train.checkpoint import latest_checkpoint
     from neko.train.config import DataSource
     from neko.train.trainer import train as run_training
 
@@ -48,8 +51,10 @@ def run_variant(name: str, train: str, dev: str, out: Path, tokens: int) -> dict
     if "rank" in settings:
         rank = settings["rank"]
         config.model = replace(config.model, lora=replace(config.model.lora, r=rank, alpha=2 * rank))
-    run_training(config)
-    rows = [json.loads(line) for line in (out / name / "metrics.jsonl").read_text().splitlines()]
+    run_dir = Path(config.output_dir)
+    if not (run_dir / "final").is_dir():  # a finished variant is read back, not trained again
+        run_training(config, resume=latest_checkpoint(run_dir) is not None)
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     dev_rows = [r for r in rows if "dev_loss" in r]
     steps = [r for r in rows if "tokens_per_s" in r]
     return {
