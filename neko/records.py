@@ -15,8 +15,6 @@ from typing import Any
 
 from neko.errors import InputError
 
-TASK_NAMES = ("asr", "mt", "ocr", "gec")
-
 
 @dataclass
 class Record:
@@ -24,7 +22,7 @@ class Record:
 
     Attributes:
         id: unique within its dataset.
-        task: one of ``asr``, ``mt``, ``ocr``, ``gec``.
+        task: a name in the task registry, ``neko.tasks.TASKS``.
         dataset: name of the dataset the record comes from (the unit of mixing and of routing in training).
         hypotheses: recogniser outputs, best first; one element for OCR and GEC input text.
         scores: optional recogniser scores, aligned with ``hypotheses`` (higher is better).
@@ -67,8 +65,10 @@ def validate(obj: Any, *, require_hypotheses: bool = True) -> Record:
             raise ValueError(f"missing field {key!r}")
     if not isinstance(obj["id"], (str, int)):
         raise ValueError("field 'id' must be a string")
-    if obj["task"] not in TASK_NAMES:
-        raise ValueError(f"field 'task' is {obj['task']!r}; choose one of {list(TASK_NAMES)}")
+    from neko.tasks import TASKS  # late: the tasks import this module for the Record type
+
+    if obj["task"] not in TASKS:
+        raise ValueError(f"field 'task' is {obj['task']!r}; choose one of {list(TASKS)}")
     hyps = obj["hypotheses"]
     if not isinstance(hyps, list) or not all(isinstance(h, str) for h in hyps):
         raise ValueError("field 'hypotheses' must be a list of strings")

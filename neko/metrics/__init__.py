@@ -19,18 +19,11 @@ from neko.metrics.hf_evaluate import evaluate_path
 from neko.metrics.normalizers import NORMALIZERS, get_normalizer
 from neko.metrics.wer import ErrorRate, corpus_cer, corpus_wer
 from neko.records import Record
+from neko.tasks import TASKS
 
-TASK_METRICS: dict[str, list[str]] = {
-    "asr": ["wer"],
-    "mt": ["bleu", "chrf"],
-    "ocr": ["cer", "wer"],
-    "gec": ["gleu"],
-}
-
-# The normaliser of each task when none is asked for: HyPoradise's conventions for speech (its references
-# are lowercase without punctuation); none elsewhere, where case and punctuation are part of the output
-# (sacrebleu tokenises MT itself, JFLEG is tokenised, OCR is scored on the characters as printed).
-DEFAULT_NORMALIZERS: dict[str, str] = {"asr": "hyporadise", "mt": "none", "ocr": "none", "gec": "none"}
+# Views of the task registry (each task declares its metrics, headline first, and its default normaliser).
+TASK_METRICS: dict[str, list[str]] = {name: list(task.metrics) for name, task in TASKS.items()}
+DEFAULT_NORMALIZERS: dict[str, str] = {name: task.normalizer for name, task in TASKS.items()}
 
 _JIWER_VERSION = version("jiwer")
 

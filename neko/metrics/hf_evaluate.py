@@ -16,10 +16,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-MODULES_DIR = Path(__file__).resolve().parent / "evaluate_modules"
+from neko.tasks import TASKS
 
-# The task whose metric set computes each metric (``neko.metrics.TASK_METRICS``).
-METRIC_TASKS = {"wer": "asr", "cer": "ocr", "bleu": "mt", "chrf": "mt", "gleu": "gec"}
+MODULES_DIR = Path(__file__).resolve().parent / "evaluate_modules"
 
 _DESCRIPTIONS = {
     "wer": "Corpus word error rate (jiwer): total edits / total reference words, a fraction.",
@@ -27,6 +26,11 @@ _DESCRIPTIONS = {
     "bleu": "Corpus BLEU (sacrebleu), 0-100, one or more references per prediction.",
     "chrf": "Corpus chrF (sacrebleu), 0-100, one or more references per prediction.",
     "gleu": "Corpus GLEU of JFLEG (Napoles et al. 2015/2016), 0-100; needs `sources`, the uncorrected text.",
+}
+
+# The (first) task whose metric set computes each metric (``Task.metrics`` in ``neko.tasks``).
+METRIC_TASKS = {
+    metric: next(name for name, task in TASKS.items() if metric in task.metrics) for metric in _DESCRIPTIONS
 }
 
 

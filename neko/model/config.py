@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from neko.errors import ConfigError, unknown_choice
+from neko.tasks import TASKS
 
 ROUTINGS = {
     "neko": "task-routed MoE: each token goes to its task's expert plus the router's top-1 of the others",
@@ -18,7 +19,8 @@ ROUTINGS = {
     "dense": "no upcycling: the dense base with LoRA (multi-task baseline)",
 }
 
-DEFAULT_EXPERT_MAP = {"asr": 0, "mt": 1, "ocr": 2, "gec": 3}
+# Each task's own expert (``Task.expert``), the default routing of a fresh model.
+DEFAULT_EXPERT_MAP = {name: task.expert for name, task in TASKS.items()}
 
 
 @dataclass
@@ -37,7 +39,7 @@ class LoraSettings:
 class ModelConfig:
     """The corrector model.
 
-    ``expert_map`` maps a task (asr, mt, ocr, gec) or a dataset name to its expert; a dataset name wins over
+    ``expert_map`` maps a task (a name in ``neko.tasks.TASKS``) or a dataset name to its expert; a dataset name wins over
     its task, so two datasets of one task can own different experts. ``router_loss_weight`` scales the
     router loss added to the LM loss: in ``neko`` routing that loss is the cross-entropy of the router
     logits against the task's expert (0.1 keeps it well below the LM loss of a pretrained model, yet the

@@ -18,7 +18,8 @@ from neko.readers.checks import input_warnings, warn_all
 from neko.readers.hyporadise import parse_hyporadise
 from neko.readers.jsonl import read_jsonl
 from neko.readers.text import SEPARATOR, read_text
-from neko.records import TASK_NAMES, Record
+from neko.records import Record
+from neko.tasks import TASKS
 
 _EXTENSIONS = {".jsonl": "jsonl", ".json": "hyporadise", ".txt": "text"}
 
@@ -53,8 +54,8 @@ def read_items(
     """
     if fmt != "auto" and fmt not in READERS:
         raise unknown_choice("input format", fmt, READERS)
-    if task is not None and task not in TASK_NAMES:
-        raise unknown_choice("task", task, TASK_NAMES)
+    if task is not None and task not in TASKS:
+        raise unknown_choice("task", task, TASKS)
     name, data = read_bytes(str(path))
     fmt = detect_format(name, data) if fmt == "auto" else fmt
     items = READERS[fmt](name, data, task or "asr")

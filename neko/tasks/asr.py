@@ -24,6 +24,7 @@ ASR = AsrTask(
     instruction="Correct the speech recognition n-best list.",
     cue="Transcript",
     metrics=("wer",),
+    # HyPoradise's conventions: its speech references are lowercase without punctuation.
     normalizer="hyporadise",
     expert=0,
     max_shown=MAX_HYPOTHESES,

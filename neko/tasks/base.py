@@ -58,7 +58,9 @@ class Task:
         instruction: the first prompt line.
         cue: the word that ends the prompt, before the answer.
         metrics: names in ``neko.metrics.TASK_METRICS``, the first being the headline metric.
-        normalizer: the default normaliser name applied before scoring.
+        normalizer: the default normaliser name applied before scoring ("none" where case and punctuation
+            are part of the output: sacrebleu tokenises MT itself, JFLEG is tokenised, OCR is scored on the
+            characters as printed).
         expert: the task's expert in the default ``ModelConfig.expert_map``.
         max_shown: how many distinct hypotheses the prompt shows at most (None: the body decides, e.g. OCR
             and GEC show only the first); inference never shows or scores more.
