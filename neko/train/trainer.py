@@ -151,6 +151,313 @@ def _gathered_trainable(accelerator: Any, model: Any) -> AbstractContextManager:
     return deepspeed.zero.GatheredParameters([p for p in model.parameters() if p.requires_grad])
 
 
+class _Run:
+    """One training run: what its steps share (accelerator, model, optimiser, scheduler, sampler, counters).
+
+    ``train`` is the recipe: ``_Run(config, resume)`` sets up, ``start`` or ``resume`` picks the first step,
+    ``loop`` runs the optimiser steps (``step`` each), ``checkpoint`` and ``save_final`` write.
+    """
+
+    def __init__(self, config: RunConfig, resume: bool) -> None:
+        import torch
+        from accelerate import Accelerator
+        from accelerate.utils import set_seed
+
+        self.config, self.tc = config, config.train
+        torch.set_num_threads(self.tc.threads)
+        self.out = Path(config.output_dir)
+        self.metrics_path = self.out / "metrics.jsonl"
+        self.accelerator = Accelerator(
+            gradient_accumulation_steps=self.tc.grad_accum, mixed_precision=config.mixed_precision
+        )
+        _fix_deepspeed_ranks(self.accelerator)
+        set_seed(self.tc.seed)
+        self._setup_model(resume)
+        self.scheduler = self._schedule(self.tc.max_steps)
+        self.sampler = build_sampler(self.tc, self.tokenizer)
+        self.model, self.optimizer = self.accelerator.prepare(self.model, self.optimizer)
+        self.inner = self.accelerator.unwrap_model(self.model)
+        model = config.model
+        self.router_weight = model.aux_loss_coef if model.routing == "learned" else model.router_loss_weight
+        self.step, self.tokens_seen = 0, 0
+        self.budget = _Budget(self.tc.budget_minutes)
+        self.ceiling = (
+            self.tc.max_steps
+        )  # a fit may lengthen the run again up to the recipe's count, never past it
+
+    def _setup_model(self, resume: bool) -> None:
+        """The model (from ``init_from`` unless resuming), in training mode, and its AdamW optimiser."""
+        import torch
+
+        from neko.model.io import build_model
+
+        with _without_zero3_init(self.accelerator):
+            self.model, self.tokenizer = build_model(self.config.model)
+        if self.config.gradient_checkpointing:
+            self.model.gradient_checkpointing_enable()
+        self.model.train()
+        if self.config.init_from and not resume:
+            from neko.model.io import load_trained_weights
+
+            load_trained_weights(self.model, self.config.init_from)
+        self.optimizer = torch.optim.AdamW(
+            [p for p in self.model.parameters() if p.requires_grad],
+            lr=self.tc.lr,
+            weight_decay=self.tc.weight_decay,
+        )
+
+    def _schedule(self, total: int) -> Any:
+        """A learning-rate schedule of ``total`` optimiser steps.
+
+        It is stepped by hand once per optimiser step (accelerate's wrapper would step it once per process),
+        so the schedule is in optimiser steps whatever the world size.
+        """
+        from transformers import get_scheduler
+
+        tc = self.tc
+        return get_scheduler(
+            tc.schedule, self.optimizer, num_warmup_steps=tc.warmup_steps, num_training_steps=total
+        )
+
+    def start(self) -> None:
+        """A fresh run: an empty metrics log."""
+        if self.accelerator.is_main_process:
+            self.out.mkdir(parents=True, exist_ok=True)
+            self.metrics_path.unlink(missing_ok=True)
+
+    def resume(self) -> None:
+        """Continue from the latest checkpoint: state, counters, a fitted schedule, the metrics log cut back."""
+        found = latest_checkpoint(self.out)
+        if found is None:
+            from neko.errors import ConfigError
+
+            raise ConfigError(f"--resume: no checkpoint under {self.out / 'checkpoints'}")
+        state = load_checkpoint(
+            found, self.accelerator, self.model, self.optimizer, self.scheduler, self.sampler
+        )
+        self.step, self.tokens_seen = state["step"], state.get("tokens", 0)
+        fitted = state.get("fitted_steps")
+        self.budget = _Budget(self.tc.budget_minutes, state.get("elapsed", 0.0), bool(fitted))
+        if fitted:  # the schedule was fitted to the time budget: keep its length
+            self.tc.max_steps = fitted
+            self.scheduler = self._schedule(self.tc.max_steps)
+            self.scheduler.load_state_dict(state["scheduler"])
+        if self.accelerator.is_main_process:
+            _truncate_metrics(self.metrics_path, self.step)
+            print(f"resumed from {found} at step {self.step}")
+
+    def setup_data(self) -> None:
+        """Save the resolved recipe; load the dev sets; open this rank's batch stream and the progress bar."""
+        from tqdm import tqdm
+
+        from neko.train.dev import load_dev
+
+        if self.accelerator.is_main_process:
+            save_config(self.config, self.out / "config.yaml")
+        self.dev_loss_set, self.dev_decode_set = load_dev(self.tc) if self.tc.dev else ([], [])
+        accelerator = self.accelerator
+        self.batches = rank_batches(iter(self.sampler), accelerator.process_index, accelerator.num_processes)
+        self.bar = tqdm(
+            total=self.tc.max_steps, initial=self.step, disable=not accelerator.is_main_process, desc="train"
+        )
+
+    def checkpoint(self) -> Path:
+        """Save everything the next step depends on; returns the checkpoint folder."""
+        tc = self.tc
+        return save_checkpoint(
+            self.accelerator,
+            self.model,
+            self.optimizer,
+            self.scheduler,
+            self.sampler,
+            self.config,
+            self.step,
+            {
+                "tokens": self.tokens_seen,
+                "elapsed": self.budget.elapsed,
+                "fitted_steps": tc.max_steps if tc.budget_minutes and self.budget.fitted else None,
+            },
+        )
+
+    def evaluate(self) -> None:
+        """Log the dev loss and dev metrics of the current weights (when the recipe has dev data)."""
+        from neko.train.dev import dev_loss, dev_metrics
+
+        if not (self.dev_loss_set or self.dev_decode_set):
+            return
+        inner, tc, model = self.inner, self.tc, self.config.model
+        inner.eval()
+        row = {"step": self.step, "dev_loss": dev_loss(inner, self.tokenizer, self.dev_loss_set, tc, model)}
+        row["dev"] = dev_metrics(inner, self.tokenizer, self.dev_decode_set, tc, model)
+        inner.train()
+        if self.accelerator.is_main_process:
+            _append_jsonl(self.metrics_path, row)
+
+    def loop(self, invoked: float, stop_after: int | None, max_minutes: float | None) -> Path | None:
+        """Optimiser steps up to ``max_steps``; the checkpoint folder when the run stops early (planned)."""
+        if self.step == 0:
+            self.evaluate()  # the "before" figures of the run
+        tc = self.tc
+        with _StopFlag() as stop:
+            while self.step < tc.max_steps:
+                sums, lr, elapsed = self.optimiser_step()
+                self._fit_budget(elapsed)
+                self._log(sums, lr, elapsed)
+                self.bar.update(1)
+                if self.step == tc.max_steps or (tc.eval_every and self.step % tc.eval_every == 0):
+                    self.evaluate()
+                out_of_time = max_minutes is not None and time.perf_counter() - invoked >= 60.0 * max_minutes
+                stopping = stop.raised or (stop_after is not None and self.step >= stop_after)
+                if self._agree(stopping or (out_of_time and self.step < tc.max_steps)):
+                    return self._stop(interrupted=stop.raised)
+                if tc.save_every and self.step % tc.save_every == 0 and self.step < tc.max_steps:
+                    self.checkpoint()
+        return None
+
+    def optimiser_step(self) -> tuple[Any, float, float]:
+        """One optimiser step of ``grad_accum`` micro-batches; returns the sums over them (all ranks: lm
+        loss, router loss, tokens, padded, micro-batches, rank loss), the learning rate used and the time."""
+        import torch
+
+        started = time.perf_counter()
+        sums = torch.zeros(6, dtype=torch.float64)
+        for _ in range(self.tc.grad_accum):
+            self._micro_batch(sums)
+        lr = self.scheduler.get_last_lr()[0]
+        self.scheduler.step()
+        self.step += 1
+        accelerator = self.accelerator
+        if accelerator.num_processes > 1:
+            sums = accelerator.reduce(sums.to(accelerator.device), reduction="sum").cpu()
+        self.tokens_seen += int(sums[2])
+        elapsed = time.perf_counter() - started
+        if accelerator.num_processes > 1:  # every rank takes the same budget decisions
+            elapsed = float(accelerator.reduce(torch.tensor([elapsed], device=accelerator.device), "mean"))
+        return sums, lr, elapsed
+
+    def _micro_batch(self, sums: Any) -> None:
+        """Forward and backward of one micro-batch (the optimiser steps when accumulation is complete)."""
+        import torch
+
+        from neko.model.routing import task_routing
+        from neko.train.ranking import rank_loss
+
+        tc, config, accelerator, model = self.tc, self.config, self.accelerator, self.model
+        records = next(self.batches)
+        batch = collate(records, self.tokenizer, tc.max_len, config.model, accelerator.device)
+        with accelerator.accumulate(model):
+            with task_routing(self.inner, batch.expert_ids, config.model.routing) as routing:
+                lm_loss = target_lm_loss(model, batch.input_ids, batch.attention_mask, batch.labels)
+                router_loss = routing.router_loss(batch.attention_mask).to(lm_loss.device)
+            loss = lm_loss + self.router_weight * router_loss
+            if tc.rank_loss_weight:
+                with accelerator.autocast():
+                    rank = rank_loss(
+                        self.inner,
+                        self.tokenizer,
+                        records,
+                        tc.max_len,
+                        tc.rank_temperature,
+                        batch.expert_ids,
+                        config.model.routing,
+                    )
+                loss = loss + tc.rank_loss_weight * rank
+                sums[5] += float(rank.detach())
+            accelerator.backward(loss)
+            if accelerator.sync_gradients and tc.max_grad_norm:
+                accelerator.clip_grad_norm_(model.parameters(), tc.max_grad_norm)
+            self.optimizer.step()
+            self.optimizer.zero_grad()
+        sums[:5] += torch.tensor(
+            [float(lm_loss.detach()), float(router_loss.detach()), batch.tokens, batch.padded, 1],
+            dtype=torch.float64,
+        )
+
+    def _fit_budget(self, elapsed: float) -> None:
+        """Count the step's time; refit the step count and schedule to the budget, or end a spent run."""
+        tc, budget = self.tc, self.budget
+        budget.add(elapsed)
+        fitted = budget.fit(self.step, self.ceiling)
+        if fitted is not None and fitted != tc.max_steps:
+            tc.max_steps, self.bar.total = fitted, fitted
+            self.scheduler = self._schedule(fitted)
+            for _ in range(self.step):
+                self.scheduler.step()
+            if self.accelerator.is_main_process:
+                save_config(self.config, self.out / "config.yaml")
+                self.bar.write(f"time budget {tc.budget_minutes:g} min: {fitted} optimiser steps in all")
+        elif budget.spent and self.step < tc.max_steps:
+            self.bar.write(f"time budget spent after step {self.step} of {tc.max_steps}")
+            tc.max_steps = self.step
+
+    def _log(self, sums: Any, lr: float, elapsed: float) -> None:
+        """Append the step's row to ``metrics.jsonl`` every ``log_every`` steps (main process)."""
+        tc = self.tc
+        if not (self.accelerator.is_main_process and tc.log_every and self.step % tc.log_every == 0):
+            return
+        lm, rl = float(sums[0] / sums[4]), float(sums[1] / sums[4])
+        row = {
+            "step": self.step,
+            "loss": lm + self.router_weight * rl,
+            "lm_loss": lm,
+            "router_loss": rl,
+            "lr": lr,
+            "tokens": self.tokens_seen,
+            "padding": 1.0 - float(sums[2] / sums[3]),
+            "tokens_per_s": float(sums[2]) / elapsed,
+        }
+        if tc.rank_loss_weight:
+            row["rank_loss"] = float(sums[5] / sums[4])
+            row["loss"] += tc.rank_loss_weight * row["rank_loss"]
+        _append_jsonl(self.metrics_path, row)
+        self.bar.set_postfix(loss=f"{row['loss']:.3f}", tok_s=f"{row['tokens_per_s']:.0f}")
+
+    def _agree(self, stopping: bool) -> bool:
+        """True when any rank stops (every rank then stops at the same step)."""
+        import torch
+
+        accelerator = self.accelerator
+        if accelerator.num_processes > 1:
+            flag = accelerator.reduce(torch.tensor([int(stopping)], device=accelerator.device), "sum")
+            stopping = bool(flag.item())
+        return stopping
+
+    def _stop(self, interrupted: bool) -> Path:
+        """Save and stop early: the checkpoint folder after a planned stop, KeyboardInterrupt after a signal."""
+        path = self.checkpoint()
+        self.bar.close()
+        message = f"stopped at step {self.step}"
+        if interrupted:
+            raise KeyboardInterrupt(f"{message}; checkpoint {path}; continue with --resume")
+        if self.accelerator.is_main_process:  # stop_after or max_minutes: a planned stop
+            print(f"{message} of {self.tc.max_steps}; checkpoint {path}; continue with --resume")
+        return path
+
+    def save_final(self) -> Path:
+        """The last checkpoint, then the trained corrector and its recipe in ``<output_dir>/final``."""
+        from neko.model import io
+
+        self.bar.close()
+        self.checkpoint()
+        final = self.out / "final"
+        accelerator = self.accelerator
+        with _gathered_trainable(accelerator, self.inner):
+            if accelerator.is_main_process:
+                training = {
+                    "steps": self.step,
+                    "tokens": self.tokens_seen,
+                    "elapsed": self.budget.elapsed,
+                    "recipe": config_to_dict(self.config),
+                }
+                io.save_pretrained_corrector(
+                    self.inner, self.tokenizer, self.config.model, final, training=training
+                )
+                save_config(self.config, final / "train_config.yaml")
+        accelerator.wait_for_everyone()
+        accelerator.end_training()
+        return final
+
+
 def train(
     config: RunConfig,
     resume: bool = False,
@@ -166,222 +473,11 @@ def train(
     schedule is the recipe's, unlike ``train.budget_minutes``, which fits the schedule to a total budget).
     """
     invoked = time.perf_counter()
-    import torch
-    from accelerate import Accelerator
-    from accelerate.utils import set_seed
-    from tqdm import tqdm
-    from transformers import get_scheduler
-
-    from neko.model.io import build_model, save_pretrained_corrector
-    from neko.train.dev import dev_loss, dev_metrics, load_dev
-    from neko.train.ranking import rank_loss
-
-    tc = config.train
-    torch.set_num_threads(tc.threads)
-    out = Path(config.output_dir)
-    accelerator = Accelerator(
-        gradient_accumulation_steps=tc.grad_accum, mixed_precision=config.mixed_precision
-    )
-    _fix_deepspeed_ranks(accelerator)
-    set_seed(tc.seed)
-    with _without_zero3_init(accelerator):
-        model, tokenizer = build_model(config.model)
-    if config.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
-    model.train()
-    if config.init_from and not resume:
-        from neko.model.io import load_trained_weights
-
-        load_trained_weights(model, config.init_from)
-    optimizer = torch.optim.AdamW(
-        [p for p in model.parameters() if p.requires_grad], lr=tc.lr, weight_decay=tc.weight_decay
-    )
-
-    # The scheduler is stepped by hand once per optimiser step (accelerate's wrapper would step it once per
-    # process), so the schedule is in optimiser steps whatever the world size.
-    def schedule(total: int) -> Any:
-        return get_scheduler(
-            tc.schedule, optimizer, num_warmup_steps=tc.warmup_steps, num_training_steps=total
-        )
-
-    scheduler = schedule(tc.max_steps)
-    sampler = build_sampler(tc, tokenizer)
-    model, optimizer = accelerator.prepare(model, optimizer)
-    inner = accelerator.unwrap_model(model)
-    router_weight = (
-        config.model.aux_loss_coef if config.model.routing == "learned" else config.model.router_loss_weight
-    )
-
-    step, tokens_seen = 0, 0
-    budget = _Budget(tc.budget_minutes)
-    ceiling = tc.max_steps  # a fit may lengthen the run again up to the recipe's count, never past it
-    metrics_path = out / "metrics.jsonl"
+    run = _Run(config, resume)
     if resume:
-        found = latest_checkpoint(out)
-        if found is None:
-            from neko.errors import ConfigError
-
-            raise ConfigError(f"--resume: no checkpoint under {out / 'checkpoints'}")
-        state = load_checkpoint(found, accelerator, model, optimizer, scheduler, sampler)
-        step, tokens_seen = state["step"], state.get("tokens", 0)
-        budget = _Budget(tc.budget_minutes, state.get("elapsed", 0.0), bool(state.get("fitted_steps")))
-        if state.get("fitted_steps"):  # the schedule was fitted to the time budget: keep its length
-            tc.max_steps = state["fitted_steps"]
-            scheduler = schedule(tc.max_steps)
-            scheduler.load_state_dict(state["scheduler"])
-        if accelerator.is_main_process:
-            _truncate_metrics(metrics_path, step)
-            print(f"resumed from {found} at step {step}")
-    elif accelerator.is_main_process:
-        out.mkdir(parents=True, exist_ok=True)
-        metrics_path.unlink(missing_ok=True)
-    if accelerator.is_main_process:
-        save_config(config, out / "config.yaml")
-    dev_loss_set, dev_decode_set = load_dev(tc) if tc.dev else ([], [])
-
-    from neko.model.routing import task_routing
-
-    batches = rank_batches(iter(sampler), accelerator.process_index, accelerator.num_processes)
-    bar = tqdm(total=tc.max_steps, initial=step, disable=not accelerator.is_main_process, desc="train")
-
-    def checkpoint() -> Path:
-        return save_checkpoint(
-            accelerator,
-            model,
-            optimizer,
-            scheduler,
-            sampler,
-            config,
-            step,
-            {
-                "tokens": tokens_seen,
-                "elapsed": budget.elapsed,
-                "fitted_steps": tc.max_steps if tc.budget_minutes and budget.fitted else None,
-            },
-        )
-
-    def evaluate() -> None:
-        if not (dev_loss_set or dev_decode_set):
-            return
-        inner.eval()
-        row = {"step": step, "dev_loss": dev_loss(inner, tokenizer, dev_loss_set, tc, config.model)}
-        row["dev"] = dev_metrics(inner, tokenizer, dev_decode_set, tc, config.model)
-        inner.train()
-        if accelerator.is_main_process:
-            _append_jsonl(metrics_path, row)
-
-    if step == 0:
-        evaluate()  # the "before" figures of the run
-    with _StopFlag() as stop:
-        while step < tc.max_steps:
-            started = time.perf_counter()
-            # lm loss, router loss, tokens, padded, micro-batches, rank loss
-            sums = torch.zeros(6, dtype=torch.float64)
-            for _ in range(tc.grad_accum):
-                records = next(batches)
-                batch = collate(records, tokenizer, tc.max_len, config.model, accelerator.device)
-                with accelerator.accumulate(model):
-                    with task_routing(inner, batch.expert_ids, config.model.routing) as routing:
-                        lm_loss = target_lm_loss(model, batch.input_ids, batch.attention_mask, batch.labels)
-                        router_loss = routing.router_loss(batch.attention_mask).to(lm_loss.device)
-                    loss = lm_loss + router_weight * router_loss
-                    if tc.rank_loss_weight:
-                        with accelerator.autocast():
-                            rank = rank_loss(
-                                inner,
-                                tokenizer,
-                                records,
-                                tc.max_len,
-                                tc.rank_temperature,
-                                batch.expert_ids,
-                                config.model.routing,
-                            )
-                        loss = loss + tc.rank_loss_weight * rank
-                        sums[5] += float(rank.detach())
-                    accelerator.backward(loss)
-                    if accelerator.sync_gradients and tc.max_grad_norm:
-                        accelerator.clip_grad_norm_(model.parameters(), tc.max_grad_norm)
-                    optimizer.step()
-                    optimizer.zero_grad()
-                sums[:5] += torch.tensor(
-                    [float(lm_loss.detach()), float(router_loss.detach()), batch.tokens, batch.padded, 1],
-                    dtype=torch.float64,
-                )
-            lr = scheduler.get_last_lr()[0]
-            scheduler.step()
-            step += 1
-            if accelerator.num_processes > 1:
-                sums = accelerator.reduce(sums.to(accelerator.device), reduction="sum").cpu()
-            tokens_seen += int(sums[2])
-            elapsed = time.perf_counter() - started
-            if accelerator.num_processes > 1:  # every rank takes the same budget decisions
-                elapsed = float(
-                    accelerator.reduce(torch.tensor([elapsed], device=accelerator.device), "mean")
-                )
-            budget.add(elapsed)
-            fitted = budget.fit(step, ceiling)
-            if fitted is not None and fitted != tc.max_steps:
-                tc.max_steps, bar.total = fitted, fitted
-                scheduler = schedule(fitted)
-                for _ in range(step):
-                    scheduler.step()
-                if accelerator.is_main_process:
-                    save_config(config, out / "config.yaml")
-                    bar.write(f"time budget {tc.budget_minutes:g} min: {fitted} optimiser steps in all")
-            elif budget.spent and step < tc.max_steps:
-                bar.write(f"time budget spent after step {step} of {tc.max_steps}")
-                tc.max_steps = step
-            if accelerator.is_main_process and tc.log_every and step % tc.log_every == 0:
-                lm, rl = float(sums[0] / sums[4]), float(sums[1] / sums[4])
-                row = {
-                    "step": step,
-                    "loss": lm + router_weight * rl,
-                    "lm_loss": lm,
-                    "router_loss": rl,
-                    "lr": lr,
-                    "tokens": tokens_seen,
-                    "padding": 1.0 - float(sums[2] / sums[3]),
-                    "tokens_per_s": float(sums[2]) / elapsed,
-                }
-                if tc.rank_loss_weight:
-                    row["rank_loss"] = float(sums[5] / sums[4])
-                    row["loss"] += tc.rank_loss_weight * row["rank_loss"]
-                _append_jsonl(metrics_path, row)
-                bar.set_postfix(loss=f"{row['loss']:.3f}", tok_s=f"{row['tokens_per_s']:.0f}")
-            bar.update(1)
-            if step == tc.max_steps or (tc.eval_every and step % tc.eval_every == 0):
-                evaluate()
-            out_of_time = max_minutes is not None and time.perf_counter() - invoked >= 60.0 * max_minutes
-            stopping = stop.raised or (stop_after is not None and step >= stop_after)
-            stopping = stopping or (out_of_time and step < tc.max_steps)
-            if accelerator.num_processes > 1:
-                flag = accelerator.reduce(torch.tensor([int(stopping)], device=accelerator.device), "sum")
-                stopping = bool(flag.item())
-            if stopping:
-                path = checkpoint()
-                bar.close()
-                if not stop.raised:  # stop_after or max_minutes: a planned stop
-                    if accelerator.is_main_process:
-                        print(
-                            f"stopped at step {step} of {tc.max_steps}; checkpoint {path}; continue with --resume"
-                        )
-                    return path
-                raise KeyboardInterrupt(f"stopped at step {step}; checkpoint {path}; continue with --resume")
-            if tc.save_every and step % tc.save_every == 0 and step < tc.max_steps:
-                checkpoint()
-    bar.close()
-    checkpoint()
-    final = out / "final"
-    with _gathered_trainable(accelerator, inner):
-        if accelerator.is_main_process:
-            training = {
-                "steps": step,
-                "tokens": tokens_seen,
-                "elapsed": budget.elapsed,
-                "recipe": config_to_dict(config),
-            }
-            save_pretrained_corrector(inner, tokenizer, config.model, final, training=training)
-            save_config(config, final / "train_config.yaml")
-    accelerator.wait_for_everyone()
-    accelerator.end_training()
-    return final
+        run.resume()
+    else:
+        run.start()
+    run.setup_data()
+    stopped = run.loop(invoked, stop_after, max_minutes)
+    return stopped if stopped is not None else run.save_final()
