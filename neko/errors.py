@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from typing import Any
+
 
 class NekoError(Exception):
     """Base class of the errors that the CLI prints as one line and turns into exit code 2."""
@@ -33,3 +36,11 @@ class ConfigError(NekoError):
 def unknown_choice(kind: str, name: str, choices) -> ConfigError:
     """The error for a registry lookup that failed, listing the valid names."""
     return ConfigError(f"unknown {kind} {name!r}; choose one of: {', '.join(sorted(choices))}")
+
+
+def check_keys(data: Mapping[str, Any], known: Iterable[str], what: str) -> None:
+    """Raise a ConfigError naming the keys of ``data`` outside ``known``, and the valid keys."""
+    valid = sorted(known)
+    unknown = sorted(set(data) - set(valid))
+    if unknown:
+        raise ConfigError(f"{what}: unknown keys {unknown}; valid keys: {', '.join(valid)}")

@@ -9,7 +9,8 @@ from typing import Any
 
 import yaml
 
-from neko.errors import ConfigError
+from neko.errors import ConfigError, check_keys
+from neko.infer.config import Mode
 
 
 @dataclass
@@ -41,7 +42,7 @@ class ExperimentConfig:
     order: int = 0
     normalizer: str | None = None
     model: str | None = None
-    mode: str | None = None
+    mode: Mode | None = None
     batch_size: int = 16
     quoted: dict[str, float] = field(default_factory=dict)
     source: str | None = None
@@ -62,10 +63,7 @@ def load_experiment(path: str | os.PathLike) -> ExperimentConfig:
         raise ConfigError(f"{path}: cannot read experiment config: {exc}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: an experiment config is a mapping")
-    known = {f.name for f in fields(ExperimentConfig)}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise ConfigError(f"{path}: unknown key(s) {unknown}; valid keys: {sorted(known)}")
+    check_keys(raw, [f.name for f in fields(ExperimentConfig)], str(path))
     try:
         return ExperimentConfig(**raw)
     except TypeError as exc:

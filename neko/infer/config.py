@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, get_args
 
 from neko.errors import unknown_choice
 from neko.infer.guard import GuardConfig
@@ -11,8 +11,10 @@ from neko.infer.guard import GuardConfig
 if TYPE_CHECKING:
     from neko.infer.fusion import FusionWeights
 
-MODES = ("auto", "generate", "select", "constrained")
-SELECT_SCORES = ("sum", "mean")
+Mode = Literal["auto", "generate", "select", "constrained"]
+SelectScore = Literal["sum", "mean"]
+MODES: tuple[Mode, ...] = get_args(Mode)
+SELECT_SCORES: tuple[SelectScore, ...] = get_args(SelectScore)
 
 
 @dataclass
@@ -26,8 +28,9 @@ class InferConfig:
             the model; it can recombine words of different hypotheses but cannot write a new one; other
             tasks fall back to ``select``).
         num_beams: 1 = greedy decoding; more = beam search.
-        max_hypotheses: n-best size shown in the prompt (and scored by ``select``); longer lists keep their
-            first (best) entries, as in training.
+        max_hypotheses: n-best size shown in the prompt (and scored by ``select``), never more than the
+            task's own cap (``Task.max_shown``: 4 MT candidates); longer lists keep their first (best)
+            entries, as in training.
         max_hypothesis_tokens: each hypothesis (and the source) is cut to this many tokens before the prompt
             is built, so a 10,000-character input cannot overflow the model.
         max_prompt_tokens: hard cap of the prompt; a longer one keeps its head and tail (instruction and the
@@ -52,7 +55,7 @@ class InferConfig:
             of the fused score instead of consulting the guard.
     """
 
-    mode: str = "auto"
+    mode: Mode = "auto"
     num_beams: int = 1
     max_hypotheses: int = 5
     max_hypothesis_tokens: int = 256
@@ -60,7 +63,7 @@ class InferConfig:
     new_tokens_ratio: float = 1.5
     new_tokens_extra: int = 8
     max_new_tokens: int = 384
-    select_score: str = "sum"
+    select_score: SelectScore = "sum"
     cn_beams: int = 4
     cn_weight: float = 0.0
     route_task: bool = False
@@ -81,7 +84,7 @@ class InferConfig:
         return self.task_guards.get(task, self.guard)
 
 
-def check_mode(mode: str) -> str:
+def check_mode(mode: str) -> Mode:
     """Return ``mode`` when it is a valid mode, else raise a ConfigError naming the choices."""
     if mode not in MODES:
         raise unknown_choice("mode", mode, MODES)

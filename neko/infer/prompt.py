@@ -63,11 +63,6 @@ def _task_prompt(tokenizer: Any, record: Record) -> list[int]:
     return list(encoded)
 
 
-def shown_indices(hypotheses: list[str], max_hypotheses: int) -> list[int]:
-    """Indices of the first ``max_hypotheses`` distinct hypotheses (``neko.tasks.base.distinct_indices``)."""
-    return distinct_indices(hypotheses, max_hypotheses)
-
-
 def shown_for(record: Record, config: InferConfig) -> list[int]:
     """Indices of the hypotheses the prompt of ``record`` shows, and so the only ones ``select`` may return:
     the first distinct ones, at most ``config.max_hypotheses`` and at most the task's own cap (MT shows 4)."""

@@ -14,7 +14,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -22,7 +22,9 @@ from neko.errors import ConfigError
 from neko.model.config import ModelConfig
 from neko.paths import cache_dir
 
-SCHEDULES = ("linear", "cosine", "constant_with_warmup")
+Schedule = Literal["linear", "cosine", "constant_with_warmup"]
+SCHEDULES: tuple[Schedule, ...] = typing.get_args(Schedule)
+MixedPrecision = Literal["no", "bf16", "fp16"]
 
 
 @dataclass
@@ -76,7 +78,7 @@ class TrainConfig:
     lr: float = 2e-4
     weight_decay: float = 0.0
     warmup_steps: int = 20
-    schedule: str = "cosine"
+    schedule: Schedule = "cosine"
     max_grad_norm: float = 1.0
     grad_accum: int = 1
     max_steps: int = 100
@@ -125,7 +127,7 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     output_dir: str = ""
-    mixed_precision: str = "no"
+    mixed_precision: MixedPrecision = "no"
     gradient_checkpointing: bool = False
     init_from: str = ""
 
