@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
-from neko.errors import ConfigError, unknown_choice
+from neko.errors import ConfigError, check_keys, unknown_choice
 from neko.tasks import TASKS
 
-ROUTINGS = {
+Routing = Literal["neko", "learned", "dense"]
+
+# The routing modes (``neko.model.routing`` implements them), with the line the CLI shows for each.
+ROUTINGS: dict[Routing, str] = {
     "neko": "task-routed MoE: each token goes to its task's expert plus the router's top-1 of the others",
     "learned": "plain MoE: the router's own top-k, trained with the load-balancing loss",
     "dense": "no upcycling: the dense base with LoRA (multi-task baseline)",
@@ -50,7 +53,7 @@ class ModelConfig:
     base: str = "smollm2-135m"
     num_experts: int = 4
     top_k: int = 2
-    routing: str = "neko"
+    routing: Routing = "neko"
     expert_map: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_EXPERT_MAP))
     router_loss_weight: float = 0.1
     aux_loss_coef: float = 0.01
@@ -87,17 +90,13 @@ class ModelConfig:
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
         """The inverse of `to_dict`; unknown keys are an error naming them and the valid keys."""
         data = dict(data)
-        _check_keys(cls, data, "model config")
+        check_keys(data, _field_names(cls), "model config")
         lora = data.pop("lora", None)
         if isinstance(lora, dict):
-            _check_keys(LoraSettings, lora, "model config 'lora'")
+            check_keys(lora, _field_names(LoraSettings), "model config 'lora'")
             lora = LoraSettings(**lora)
         return cls(**data, lora=lora or LoraSettings())
 
 
-def _check_keys(cls: type, data: dict[str, Any], what: str) -> None:
-    """Raise a ConfigError for keys that the dataclass does not have."""
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ConfigError(f"{what}: unknown keys {unknown}; valid keys: {', '.join(sorted(known))}")
+def _field_names(cls: type) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls)]

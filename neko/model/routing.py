@@ -25,12 +25,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from neko.errors import ConfigError, unknown_choice
+from neko.model.config import ROUTINGS, Routing
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
-ROUTING_MODES = ("neko", "learned", "dense")
 ROUTER_CLASSES = ("MixtralTopKRouter", "Qwen2MoeTopKRouter")
 
 
@@ -61,7 +61,7 @@ def neko_topk(logits: torch.Tensor, forced: torch.Tensor, top_k: int) -> tuple[t
 class RoutingRecorder:
     """What the routers did inside a `task_routing` context: logits and chosen experts, one entry per call."""
 
-    mode: str
+    mode: Routing
     num_experts: int
     top_k: int
     token_experts: list[torch.Tensor] = field(default_factory=list)
@@ -107,11 +107,88 @@ class RoutingRecorder:
         return torch.stack([torch.bincount(i.reshape(-1), minlength=self.num_experts) for i in self.indices])
 
 
+class _RoutingHooks:
+    """The hooks of one `task_routing` block and the state they share: whether the block is open, whether a
+    fresh forward pass began (not a checkpointed recompute), and how many backward passes are still due."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        routers: list[tuple[str, nn.Module]],
+        ids: torch.Tensor | None,
+        mode: Routing,
+        record: bool,
+    ) -> None:
+        self.model, self.ids, self.mode, self.record = model, ids, mode, record
+        self.first = routers[0][1]
+        self.recorder = RoutingRecorder(mode, self.first.num_experts, self.first.top_k)
+        self.open, self.fresh, self.pending = True, False, 0
+        self.batch: int | None = None
+        self.handles = [model.get_input_embeddings().register_forward_pre_hook(self.on_embed)]
+        self.handles += [router.register_forward_hook(self.on_router) for _, router in routers]
+
+    def on_embed(self, module: nn.Module, args: tuple) -> None:
+        """The embedding sees input_ids [batch, seq]: the only place the flattened router input's shape is
+        known. It lies outside the checkpointed layers, so it marks a fresh forward, never a recompute."""
+        if args and args[0].dim() == 2:
+            self.batch = args[0].shape[0]
+        self.fresh = True
+
+    def per_token(self, n_tokens: int) -> torch.Tensor:
+        """The task expert of each of ``n_tokens`` flattened tokens (-1 = none)."""
+        import torch
+
+        ids = self.ids
+        if ids is None:
+            return torch.full((n_tokens,), -1, dtype=torch.long)
+        batch = self.batch if self.batch is not None else len(ids)
+        seq_ids = ids if batch == len(ids) else ids.repeat_interleave(batch // len(ids))
+        if len(seq_ids) != batch or n_tokens % batch:
+            raise ConfigError(f"{len(ids)} expert ids do not fit a batch of {batch} sequences")
+        return seq_ids.repeat_interleave(n_tokens // batch)
+
+    def on_backward_done(self, grad: torch.Tensor) -> None:
+        """The first router's logits get their gradient last, after every layer has been recomputed."""
+        self.pending -= 1
+        if not self.open and self.pending == 0:
+            _remove(self.model, self.handles)
+
+    def on_router(self, module: nn.Module, args: tuple, output: tuple) -> tuple:
+        """Replace the router's (logits, weights, indices) by the task routing, and record them."""
+        logits, weights, indices = output
+        token_experts = self.per_token(logits.shape[0]).to(logits.device)
+        if self.mode == "neko" and bool((token_experts >= 0).any()):
+            weights, indices = neko_topk(logits, token_experts, module.top_k)
+            weights = weights.to(output[1].dtype)
+        if module is self.first and self.fresh and logits.requires_grad:
+            self.fresh = False
+            self.pending += 1
+            logits.register_hook(self.on_backward_done)
+        if self.record and self.open:
+            recorder = self.recorder
+            recorder.token_experts.append(token_experts)
+            recorder.logits.append(logits)
+            recorder.indices.append(indices.detach())
+            recorder.weights.append(weights.detach())
+        return logits, weights, indices
+
+    def close(self) -> None:
+        """End the block: remove the hooks, or keep them until a checkpointed backward pass is through."""
+        import torch
+
+        self.open = False
+        checkpointing = any(getattr(m, "gradient_checkpointing", False) for m in self.model.modules())
+        if checkpointing and self.pending > 0 and torch.is_grad_enabled():
+            self.model._neko_routing_hooks = self.handles  # released by on_backward_done or the next call
+        else:
+            _remove(self.model, self.handles)
+
+
 @contextlib.contextmanager
 def task_routing(
     model: nn.Module,
     expert_ids: torch.Tensor | None,
-    mode: str = "neko",
+    mode: Routing = "neko",
     *,
     record: bool = True,
 ) -> Iterator[RoutingRecorder]:
@@ -125,8 +202,8 @@ def task_routing(
     """
     import torch
 
-    if mode not in ROUTING_MODES:
-        raise unknown_choice("routing mode", mode, ROUTING_MODES)
+    if mode not in ROUTINGS:
+        raise unknown_choice("routing mode", mode, ROUTINGS)
     _release_stale(model)
     routers = find_routers(model)
     if mode == "dense" or not routers:
@@ -134,62 +211,12 @@ def task_routing(
             raise ConfigError(f"routing mode {mode!r} needs an MoE model; this one has no routers")
         yield RoutingRecorder(mode, 0, 0)
         return
-    first = routers[0][1]
-    recorder = RoutingRecorder(mode, first.num_experts, first.top_k)
-    state = {"open": True, "fresh": False, "pending": 0}
-    shape: dict[str, int] = {}
     ids = None if expert_ids is None else torch.as_tensor(expert_ids, dtype=torch.long).reshape(-1)
-
-    def on_embed(module, args):
-        # The embedding sees input_ids [batch, seq]: the only place the flattened router input's shape is
-        # known. It lies outside the checkpointed layers, so it marks a fresh forward, never a recompute.
-        if args and args[0].dim() == 2:
-            shape["batch"], shape["seq"] = args[0].shape
-        state["fresh"] = True
-
-    def per_token(n_tokens: int) -> torch.Tensor:
-        if ids is None:
-            return torch.full((n_tokens,), -1, dtype=torch.long)
-        batch = shape.get("batch", len(ids))
-        seq_ids = ids if batch == len(ids) else ids.repeat_interleave(batch // len(ids))
-        if len(seq_ids) != batch or n_tokens % batch:
-            raise ConfigError(f"{len(ids)} expert ids do not fit a batch of {batch} sequences")
-        return seq_ids.repeat_interleave(n_tokens // batch)
-
-    def on_backward_done(grad):
-        # The first router's logits get their gradient last, after every layer has been recomputed.
-        state["pending"] -= 1
-        if not state["open"] and state["pending"] == 0:
-            _remove(model, handles)
-
-    def on_router(module, args, output):
-        logits, weights, indices = output
-        token_experts = per_token(logits.shape[0]).to(logits.device)
-        if mode == "neko" and bool((token_experts >= 0).any()):
-            weights, indices = neko_topk(logits, token_experts, module.top_k)
-            weights = weights.to(output[1].dtype)
-        if module is first and state["fresh"] and logits.requires_grad:
-            state["fresh"] = False
-            state["pending"] += 1
-            logits.register_hook(on_backward_done)
-        if record and state["open"]:
-            recorder.token_experts.append(token_experts)
-            recorder.logits.append(logits)
-            recorder.indices.append(indices.detach())
-            recorder.weights.append(weights.detach())
-        return logits, weights, indices
-
-    handles = [model.get_input_embeddings().register_forward_pre_hook(on_embed)]
-    handles += [router.register_forward_hook(on_router) for _, router in routers]
+    hooks = _RoutingHooks(model, routers, ids, mode, record)
     try:
-        yield recorder
+        yield hooks.recorder
     finally:
-        state["open"] = False
-        checkpointing = any(getattr(m, "gradient_checkpointing", False) for m in model.modules())
-        if checkpointing and state["pending"] > 0 and torch.is_grad_enabled():
-            model._neko_routing_hooks = handles  # released by on_backward_done or the next call
-        else:
-            _remove(model, handles)
+        hooks.close()
 
 
 def _remove(model: nn.Module, handles: list) -> None:
