@@ -38,9 +38,14 @@ def unknown_choice(kind: str, name: str, choices) -> ConfigError:
     return ConfigError(f"unknown {kind} {name!r}; choose one of: {', '.join(sorted(choices))}")
 
 
+def unknown_keys(data: Mapping[str, Any], known: Iterable[str]) -> list[str]:
+    """The keys of ``data`` outside ``known``, sorted: the one test behind every unknown-key message."""
+    return sorted(set(data) - set(known))
+
+
 def check_keys(data: Mapping[str, Any], known: Iterable[str], what: str) -> None:
     """Raise a ConfigError naming the keys of ``data`` outside ``known``, and the valid keys."""
     valid = sorted(known)
-    unknown = sorted(set(data) - set(valid))
+    unknown = unknown_keys(data, valid)
     if unknown:
         raise ConfigError(f"{what}: unknown keys {unknown}; valid keys: {', '.join(valid)}")

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from neko.errors import InputError
+from neko.errors import InputError, unknown_keys
 
 
 @dataclass
@@ -57,9 +57,9 @@ def validate(obj: Any, *, require_hypotheses: bool = True) -> Record:
     """Turn a parsed JSON object into a Record, raising ValueError with a precise message when it is not one."""
     if not isinstance(obj, dict):
         raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
-    unknown = set(obj) - _FIELDS
+    unknown = unknown_keys(obj, _FIELDS)
     if unknown:
-        raise ValueError(f"unknown field(s) {sorted(unknown)}; a record has {sorted(_FIELDS)}")
+        raise ValueError(f"unknown field(s) {unknown}; a record has {sorted(_FIELDS)}")
     for key in ("id", "task", "dataset", "hypotheses"):
         if key not in obj:
             raise ValueError(f"missing field {key!r}")

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import yaml
 
-from neko.errors import ConfigError
+from neko.errors import ConfigError, unknown_keys
 from neko.model.config import ModelConfig
 from neko.paths import cache_dir
 
@@ -149,11 +149,11 @@ def _build(cls: type, data: Any, where: str) -> Any:
         raise ConfigError(f"{where or 'config'}: expected a mapping, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
-    for key in data:
-        if key not in names:
-            raise ConfigError(
-                f"unknown config key {where + '.' if where else ''}{key}; valid: {', '.join(sorted(names))}"
-            )
+    unknown = unknown_keys(data, names)
+    if unknown:  # the first one, as a dotted key: the CLI prints one line
+        raise ConfigError(
+            f"unknown config key {where + '.' if where else ''}{unknown[0]}; valid: {', '.join(sorted(names))}"
+        )
     kwargs = {
         key: _convert(hints[key], value, f"{where}.{key}" if where else key) for key, value in data.items()
     }
