@@ -73,7 +73,7 @@ def score_corpus(
     """Score ``predictions`` with the metrics of ``task`` (``TASK_METRICS[task]``) at corpus level.
 
     Args:
-        task: asr, mt, ocr or gec.
+        task: a name in ``neko.tasks.TASKS``.
         predictions: one output text per item.
         records_or_references: the records (their references, and their sources for GLEU), or per item a
             list of references, or per item one reference string.

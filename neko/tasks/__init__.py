@@ -1,4 +1,5 @@
-"""The four correction tasks, each owning its prompt, target, metrics and default normaliser."""
+"""The four correction tasks, each the one place of its name, prompt, target, n-best cap, metrics, default
+normaliser and default expert; records, metrics, the model config and inference read them from ``TASKS``."""
 
 from __future__ import annotations
 
