@@ -38,3 +38,28 @@ def test_higher_is_better_flips_the_direction():
         return 1 - _errors(refs)(sample, outputs)
 
     assert paired_bootstrap(accuracy, refs, ["x"] * 10, higher_is_better=True) == 1.0
+
+
+def test_edit_counts_add_up_to_the_corpus_wer():
+    from neko.infer.significance import edit_counts
+    from neko.metrics import score_corpus
+
+    refs = ["I'd like a flight to Boston.", "show me fares", "one two three four"]
+    outs = ["i'd like the flight to boston", "show me the fares please", "one three four"]
+    counts = score_corpus("asr", outs, refs)["wer_counts"]
+    total = counts["substitutions"] + counts["deletions"] + counts["insertions"]
+    assert sum(edit_counts("asr", outs, refs)) == total == 4
+
+
+def test_gate_confidence_asks_for_a_gain_a_dev_set_can_vouch_for():
+    from neko.infer.significance import gate_confidence
+
+    refs = [f"word{i} and more words here" for i in range(40)]
+    first = [f"wurd{i} and more words here" for i in range(40)]  # one substitution each
+    fixed_all = list(refs)
+    fixed_one = [refs[0], *first[1:]]
+    assert gate_confidence("asr", None, first, first, refs) == 0.0
+    assert gate_confidence("asr", None, fixed_all, first, refs) == 1.0
+    assert gate_confidence("asr", None, fixed_one, first, refs) < 0.95
+    worse = [f"{f} extra" for f in first]
+    assert gate_confidence("asr", None, worse, first, refs) == 0.0
