@@ -27,11 +27,18 @@ def run(capsys, *argv: str) -> tuple[int, list[str], list[str]]:
 
 
 def test_no_data_prep_import_in_the_library():
-    # `neko prepare` and `neko tasks` list the preparers of data_prep; nothing else in neko needs it.
+    # `neko prepare` and `neko tasks` find the preparers through the `neko.preparers` entry points.
     found = subprocess.run(
         ["grep", "-rln", "data_prep", "neko/", "--include=*.py"], cwd=REPO, capture_output=True, text=True
     ).stdout.split()
-    assert sorted(found) == ["neko/commands/prepare.py", "neko/commands/tasks.py"]
+    assert sorted(found) == []
+
+
+def test_the_preparers_come_from_the_entry_points_in_registry_order():
+    from data_prep import PREPARERS
+    from neko.commands.prepare import preparers
+
+    assert preparers() == PREPARERS and list(preparers()) == list(PREPARERS)
 
 
 def test_eval_and_baselines_take_the_hyporadise_json_that_correct_takes(capsys, fixtures, tmp_path):

@@ -3,16 +3,33 @@
 from __future__ import annotations
 
 import argparse
+from types import ModuleType
 
 HELP = "convert a dataset in ../shared/data, or generate one, into records (JSONL)"
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """One sub-subcommand per preparer in ``data_prep.PREPARERS``."""
-    from data_prep import PREPARERS
+GROUP = "neko.preparers"
 
+
+def preparers() -> dict[str, ModuleType]:
+    """The dataset preparers by name, from the ``neko.preparers`` entry points (pyproject.toml): each entry
+    is a dict name -> module with ``HELP``, ``add_arguments(parser)`` and ``run(args)``.
+
+    The preparers live outside the library (their engines are an optional extra), so the library finds them
+    through the installed package's metadata rather than importing them by name.
+    """
+    from importlib.metadata import entry_points
+
+    found: dict[str, ModuleType] = {}
+    for entry in entry_points(group=GROUP):
+        found.update(entry.load())
+    return found
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """One sub-subcommand per preparer (``preparers()``)."""
     sub = parser.add_subparsers(dest="preparer", metavar="NAME", required=True)
-    for name, module in PREPARERS.items():
+    for name, module in preparers().items():
         command = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(command)
         command.set_defaults(prepare_run=module.run)

@@ -13,13 +13,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print each registry."""
-    from data_prep import PREPARERS
+    from neko.commands.prepare import preparers
     from neko.metrics.normalizers import NORMALIZERS
     from neko.model.base import BASE_MODELS
     from neko.tasks import TASKS
 
     print("tasks:       " + ", ".join(TASKS))
-    print("preparers:   " + ", ".join(PREPARERS))
+    print("preparers:   " + ", ".join(preparers()))
     print("normalizers: " + ", ".join(NORMALIZERS))
     print("base models: " + ", ".join(BASE_MODELS))
     return 0
