@@ -16,23 +16,26 @@ from __future__ import annotations
 import json
 import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from neko.infer.fusion import EXTRA_SOURCES, FusionWeights, calibrate_fusion
-from neko.infer.guard import GuardConfig, calibrate_guard, guard_output, harmful_edit_rate
-from neko.infer.prompt import shown_indices
+from neko.infer.fusion import EXTRA_SOURCES, CandidateSet, FusionWeights, calibrate_fusion
+from neko.infer.guard import GuardConfig, calibrate_guard, guard_outputs, harmful_edit_rate
+from neko.infer.prompt import shown_for
 from neko.records import Record
 
-# Main metric of each task and whether higher is better.
-TASK_TARGETS: dict[str, tuple[str, bool]] = {
-    "asr": ("wer", False),
-    "ocr": ("cer", False),
-    "gec": ("gleu", True),
-    "mt": ("bleu", True),
-}
+# Metrics where lower is better (error rates); a task's calibration optimises its headline metric.
+ERROR_RATES = frozenset({"wer", "cer"})
+
+
+def task_target(task: str) -> tuple[str, bool]:
+    """(the task's headline metric, whether higher is better): what its calibration optimises."""
+    from neko.tasks import get_task
+
+    metric = get_task(task).metrics[0]
+    return metric, metric not in ERROR_RATES
 
 
 @dataclass
@@ -86,6 +89,36 @@ class TaskCalibration:
         """``fusion`` or ``guard``: what ``auto`` mode will use for this task once written."""
         return "fusion" if self.uses_fusion else "guard"
 
+    def summary(self) -> dict[str, Any]:
+        """The figures and the decision as one JSON-ready object (``neko calibrate --json``)."""
+        return {
+            "task": self.task,
+            "n": self.n,
+            "metric": self.metric,
+            "first": self.first,
+            "generated": self.generated,
+            "guarded": self.guarded,
+            "fallback_rate": self.fallback_rate,
+            "harmful_edit_rate": self.harmful_edit_rate,
+            "guard": guard_dict(self.guard),
+            "fused": self.fused,
+            "fusion_fallback_rate": self.fusion_fallback_rate,
+            "fusion_harmful_edit_rate": self.fusion_harmful_edit_rate,
+            "fusion": self.fusion.to_dict() if self.fusion is not None else None,
+            "decision": self.decision,
+        }
+
+
+@dataclass
+class Calibration:
+    """The outcome of ``calibrate``: the model folder, one result per task (in the order the tasks first
+    appear in the dev files), the dev files of each task, and the file written (None without ``write``)."""
+
+    model_dir: Path
+    results: list[TaskCalibration]
+    sources: dict[str, list[str]]
+    written: Path | None = None
+
 
 def sample_records(records: Sequence[Record], limit: int | None, seed: int = 0) -> list[Record]:
     """A seeded pick of ``limit`` records in their file order (all of them when ``limit`` is None or larger)."""
@@ -99,8 +132,48 @@ def task_score(task: str, records: Sequence[Record]) -> Callable[[Sequence[str]]
     """``outputs -> value`` of the task's main metric on ``records`` (their references and sources)."""
     from neko.metrics import score_corpus
 
-    metric, _ = TASK_TARGETS[task]
+    metric, _ = task_target(task)
     return lambda outputs: float(score_corpus(task, list(outputs), list(records))[metric])
+
+
+def _candidates(
+    corrector: Any,
+    records: Sequence[Record],
+    batch_size: int,
+    progress: Callable[[int], None] | None,
+    sources: Sequence[str],
+) -> tuple[list[str], list[list[str]], list[CandidateSet]]:
+    """(generated outputs, shown hypotheses, scored candidate sets) of ``records``."""
+    # Generate mode: the plain generated text, whatever guard or fusion the model holds now.
+    corrections = corrector.correct_many(records, batch_size=batch_size, mode="generate", progress=progress)
+    outputs = [c.text for c in corrections]
+    hypotheses = [[r.hypotheses[i] for i in shown_for(r, corrector.config)] for r in records]
+    sets = [
+        # A hypothesis candidate is returned whole, as ``auto`` does (the prompt may show it cut).
+        replace(
+            s, texts=[hyps[k] if k is not None else t for t, k in zip(s.texts, s.hypothesis, strict=True)]
+        )
+        for s, hyps in zip(
+            corrector.score_candidates(records, outputs, batch_size=batch_size, sources=sources),
+            hypotheses,
+            strict=True,
+        )
+    ]
+    return outputs, hypotheses, sets
+
+
+def _fit_fusion(
+    sets: list[CandidateSet], error: Callable[[Sequence[str]], float], sources: Sequence[str]
+) -> tuple[FusionWeights, list[CandidateSet]]:
+    """The fusion weights fitted without the extra candidates and, given ``sources``, with them (kept only
+    when strictly better); and the candidate sets they pick from."""
+    plain = [s.without_extras() for s in sets]
+    fusion, plain_error = calibrate_fusion(plain, error)
+    if sources:
+        with_extras, extras_error = calibrate_fusion(sets, error)
+        if extras_error < plain_error:
+            fusion = replace(with_extras, extras=tuple(sources))
+    return fusion, sets if fusion.extras else plain
 
 
 def calibrate_task(
@@ -117,54 +190,29 @@ def calibrate_task(
     Fusion is fitted without extra candidates and, when ``sources`` names any (``fusion.EXTRA_SOURCES``:
     by default all, i.e. the confusion-network paths of ``constrained`` for ASR), with them; the extras
     are kept only when they give a strictly better dev figure (they cost a search at inference)."""
-    if task not in TASK_TARGETS:
+    from neko.tasks import TASKS
+
+    if task not in TASKS:
         raise ValueError(f"no calibration metric for task {task!r}")
-    metric, higher_is_better = TASK_TARGETS[task]
-    # Generate mode: the plain generated text, whatever guard or fusion the model holds now.
-    corrections = corrector.correct_many(records, batch_size=batch_size, mode="generate", progress=progress)
-    outputs = [c.text for c in corrections]
-    hypotheses = [
-        [r.hypotheses[i] for i in shown_indices(r.hypotheses, corrector.config.max_hypotheses)]
-        for r in records
-    ]
-    sets = [
-        # A hypothesis candidate is returned whole, as ``auto`` does (the prompt may show it cut).
-        replace(
-            s, texts=[hyps[k] if k is not None else t for t, k in zip(s.texts, s.hypothesis, strict=True)]
-        )
-        for s, hyps in zip(
-            corrector.score_candidates(records, outputs, batch_size=batch_size, sources=sources),
-            hypotheses,
-            strict=True,
-        )
-    ]
+    metric, higher_is_better = task_target(task)
+    outputs, hypotheses, sets = _candidates(corrector, records, batch_size, progress, sources)
     margins = [s.margin for s in sets]
     references = [r.references[0] for r in records]
     score = task_score(task, records)
     sign = -1.0 if higher_is_better else 1.0
-    base = corrector.config.guard_for(task)
     config, rows = calibrate_guard(
         outputs,
         hypotheses,
         references,
         margins=margins,
-        base=base,
+        base=corrector.config.guard_for(task),
         wer=lambda outs, _refs: sign * score(outs),
         task=task,
     )
-    guarded = [
-        guard_output(o, h, config, task, m if m is not None else 0.0)
-        for o, h, m in zip(outputs, hypotheses, margins, strict=True)
-    ]
+    guarded = guard_outputs(outputs, hypotheses, margins, config, task)
     for row in rows:
         row["wer"] = sign * row["wer"]
-    plain = [s.without_extras() for s in sets]
-    fusion, error = calibrate_fusion(plain, lambda outs: sign * score(outs))
-    if sources:
-        with_extras, extras_error = calibrate_fusion(sets, lambda outs: sign * score(outs))
-        if extras_error < error:
-            fusion = replace(with_extras, extras=tuple(sources))
-    sets = sets if fusion.extras else plain
+    fusion, sets = _fit_fusion(sets, lambda outs: sign * score(outs), sources)
     picks = [fusion.pick(s.features)[0] for s in sets]
     fused_outputs = [s.texts[p] for s, p in zip(sets, picks, strict=True)]
     return TaskCalibration(
@@ -186,6 +234,99 @@ def calibrate_task(
     )
 
 
+def read_dev(
+    patterns: Sequence[str], limit: int | None = None, seed: int = 0
+) -> tuple[dict[str, list[Record]], dict[str, list[str]]]:
+    """The dev records with references of ``patterns`` (files or globs; a seeded pick of at most ``limit``
+    per file), by task, and the files each task's records came from. A file without any reference, or a
+    task without a metric, is a NekoError."""
+    from neko.errors import NekoError
+    from neko.records import read_records
+    from neko.tasks import TASKS
+    from neko.train.mixture import expand_paths
+
+    by_task: dict[str, list[Record]] = {}
+    sources: dict[str, list[str]] = {}
+    for path in [path for pattern in patterns for path in expand_paths(pattern)]:
+        records = [r for r in read_records(path) if r.references]
+        if not records:
+            raise NekoError(f"{path}: no record with a reference to calibrate on")
+        for record in sample_records(records, limit, seed):
+            by_task.setdefault(record.task, []).append(record)
+            if str(path) not in sources.setdefault(record.task, []):
+                sources[record.task].append(str(path))
+    unknown = sorted(set(by_task) - set(TASKS))
+    if unknown:
+        raise NekoError(f"no calibration metric for task(s) {', '.join(unknown)}")
+    return by_task, sources
+
+
+def calibrate_tasks(
+    corrector: Any,
+    by_task: Mapping[str, Sequence[Record]],
+    *,
+    batch_size: int = 16,
+    sources: Sequence[str] = tuple(EXTRA_SOURCES),
+    report: Callable[[TaskCalibration], None] | None = None,
+) -> list[TaskCalibration]:
+    """``calibrate_task`` of each task's records in turn, with a progress bar on stderr; ``report`` is
+    called with each result as soon as it is fitted."""
+    import sys
+
+    from tqdm import tqdm
+
+    results = []
+    for task, records in by_task.items():
+        with tqdm(total=len(records), desc=f"calibrate {task}", file=sys.stderr) as bar:
+            result = calibrate_task(
+                corrector, task, records, batch_size, progress=bar.update, sources=sources
+            )
+        results.append(result)
+        if report is not None:
+            report(result)
+    return results
+
+
+def calibrate(
+    dev: Sequence[str],
+    *,
+    model: str | Path | None = None,
+    limit: int | None = None,
+    seed: int = 0,
+    batch_size: int = 16,
+    threads: int | None = None,
+    extras: bool = True,
+    write: bool = False,
+    report: Callable[[TaskCalibration], None] | None = None,
+) -> Calibration:
+    """Calibrate the ``auto`` decision of ``model`` (default: the bundled one) on the dev files ``dev``.
+
+    Args:
+        dev: dev record files (JSONL with references; globs allowed).
+        model: the model folder.
+        limit: a seeded pick (``seed``) of at most this many records per file.
+        batch_size: records per model batch.
+        threads: torch CPU threads (default: all cores).
+        extras: also fit fusion with the confusion-network paths (``fusion.EXTRA_SOURCES``).
+        write: save the result in the model's ``neko_config.json`` (``write_task_guards``).
+        report: called with each task's result as soon as it is fitted.
+    """
+    from neko.infer.corrector import Corrector, default_model_dir
+
+    by_task, sources = read_dev(dev, limit, seed)
+    model_dir = model or default_model_dir()
+    corrector = Corrector.from_pretrained(model_dir, threads=threads)
+    results = calibrate_tasks(
+        corrector,
+        by_task,
+        batch_size=batch_size,
+        sources=tuple(EXTRA_SOURCES) if extras else (),
+        report=report,
+    )
+    written = write_task_guards(model_dir, results, sources) if write else None
+    return Calibration(Path(model_dir), results, sources, written)
+
+
 def _json_number(value: float) -> float | str:
     """JSON has no infinities: they are written as the strings ``inf`` / ``-inf`` that ``float`` reads back."""
     return value if math.isfinite(value) else ("inf" if value > 0 else "-inf")
@@ -197,7 +338,7 @@ def guard_dict(config: GuardConfig) -> dict[str, float | str]:
 
 
 def write_task_guards(
-    model_dir: str | Path, results: Sequence[TaskCalibration], sources: Sequence[str]
+    model_dir: str | Path, results: Sequence[TaskCalibration], sources: Mapping[str, Sequence[str]]
 ) -> Path:
     """Store the chosen thresholds (``task_guards``), the fusion weights of the tasks where fusion won
     (``task_fusion``; a task where the guard won loses any older weights) and how they were found
