@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from neko.commands import default
 from neko.infer.config import MODES
+from neko.infer.files import ON_ERROR, CorrectOptions
+from neko.readers import FORMATS
 
 HELP = "correct n-best lists / OCR lines / sentences from a file or stdin; writes JSONL {id, text, fallback}"
 
@@ -39,21 +42,37 @@ examples:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """INPUT, -o, --format, --task, --model, --mode, --batch-size, --resume, --on-error, --threads."""
-    parser.add_argument("input", nargs="?", default="-", help="input file, or - for stdin (default)")
     parser.add_argument(
-        "-o", "--output", default="-", help="output JSONL (default: stdout); must not be the input"
+        "input",
+        nargs="?",
+        default=default(CorrectOptions, "input"),
+        help="input file, or - for stdin (default)",
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        default=default(CorrectOptions, "output"),
+        help="output JSONL (default: stdout); must not be the input",
     )
     parser.add_argument(
         "--format",
-        default="auto",
-        choices=["auto", "jsonl", "hyporadise", "text"],
+        default=default(CorrectOptions, "format"),
+        choices=["auto", *FORMATS],
         help="input format (default auto: .jsonl, .json = hyporadise, .txt = text; else by content)",
     )
-    parser.add_argument("--task", default=None, help="task of inputs that do not name one (text format: asr)")
-    parser.add_argument("--model", default=None, help="model folder or name (default: the bundled model)")
+    parser.add_argument(
+        "--task",
+        default=default(CorrectOptions, "task"),
+        help="task of inputs that do not name one (text format: asr)",
+    )
+    parser.add_argument(
+        "--model",
+        default=default(CorrectOptions, "model"),
+        help="model folder or name (default: the bundled model)",
+    )
     parser.add_argument(
         "--mode",
-        default="auto",
+        default=default(CorrectOptions, "mode"),
         choices=MODES,
         help="auto (default): generate, guarded; generate: as generated; select: best hypothesis; "
         "constrained: best confusion-network path (see modes above)",
@@ -61,8 +80,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--batch-size",
         type=int,
-        default=16,
-        help="records per model batch; the output is written and the progress shown after each (default 16)",
+        default=default(CorrectOptions, "batch_size"),
+        help="records per model batch; the output is written and the progress shown after each (default %(default)s)",
     )
     parser.add_argument(
         "--resume",
@@ -71,16 +90,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--on-error",
-        default="stop",
-        choices=["stop", "skip"],
+        default=default(CorrectOptions, "on_error"),
+        choices=ON_ERROR,
         help="bad input record: stop before writing anything (default), or skip it and write an error "
         "record {id, text: null, error, line} in its place",
     )
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=default(CorrectOptions, "threads"),
+        help="torch CPU threads (default: all cores)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    """Correct the file."""
+    """Correct the file (``neko.infer.files.correct_file``)."""
+    from dataclasses import fields
+
     from neko.infer.files import correct_file
 
-    return correct_file(args)
+    return correct_file(CorrectOptions(**{f.name: getattr(args, f.name) for f in fields(CorrectOptions)}))

@@ -20,21 +20,52 @@ Guarantees:
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal, get_args
 
-from neko.errors import ConfigError, InputError, NekoError
-from neko.fileio import check_output, remove_quietly, write_error
+from neko.errors import ConfigError, InputError, NekoError, unknown_choice
+from neko.fileio import check_output, cut_torn_line, remove_quietly, write_error
 from neko.readers import Item, read_items
 from neko.readers.checks import input_warnings, warn_all
 
 RUN_SUFFIX = ".run.json"
+OnError = Literal["stop", "skip"]
+ON_ERROR: tuple[str, ...] = get_args(OnError)
+
+
+@dataclass
+class CorrectOptions:
+    """What ``correct_file`` does; ``neko correct`` builds it from its options, whose defaults these are.
+
+    Attributes:
+        input: input file, or ``-`` for stdin.
+        output: output JSONL, or ``-`` for stdout; must not be the input.
+        format: ``auto`` (by extension, else by content) or one of ``neko.readers.FORMATS``.
+        task: task of inputs that do not name one (text format: asr).
+        model: model folder or name (None: the bundled model).
+        mode: one of ``neko.infer.config.MODES``.
+        batch_size: records per model batch; the output is written after each.
+        resume: continue a killed run of the same settings from ``OUTPUT.partial``.
+        on_error: a bad input record stops the run before anything is written (``stop``), or becomes an
+            error record (``skip``).
+        threads: torch CPU threads (None: all cores).
+    """
+
+    input: str = "-"
+    output: str = "-"
+    format: str = "auto"
+    task: str | None = None
+    model: str | None = None
+    mode: str = "auto"
+    batch_size: int = 16
+    resume: bool = False
+    on_error: OnError = "stop"
+    threads: int | None = None
 
 
 def output_record(item: Item, correction: Any = None) -> dict[str, Any]:
@@ -50,11 +81,7 @@ def read_partial(partial: Path, items: list[Item], mode: str | None = None) -> l
 
     A last line without its newline (the run died while writing it) is cut off, and redone.
     """
-    data = partial.read_bytes()
-    complete = data[: data.rfind(b"\n") + 1]
-    if len(complete) != len(data):
-        with open(partial, "r+b") as handle:
-            handle.truncate(len(complete))
+    complete = cut_torn_line(partial)
     records: list[dict[str, Any]] = []
     for lineno, raw in enumerate(complete.splitlines(), start=1):
         done = len(records)
@@ -78,7 +105,7 @@ def read_partial(partial: Path, items: list[Item], mode: str | None = None) -> l
     return records
 
 
-def run_settings(args: argparse.Namespace, fmt: str) -> dict[str, str | None]:
+def run_settings(args: CorrectOptions, fmt: str) -> dict[str, str | None]:
     """The settings a resumed run must share with the run it continues."""
     return {
         "model": str(Path(args.model).resolve()) if args.model else "(bundled)",
@@ -162,7 +189,7 @@ def _base_to_convert(model: str | None) -> Path | None:
     return pending_conversion(base)
 
 
-def load_corrector(args: argparse.Namespace):
+def load_corrector(args: CorrectOptions):
     """The corrector of ``--model``, saying on stderr what is loaded and what the first use converts.
 
     Nothing is fetched at run time, and transformers' own loading bar and deprecation notices stay quiet:
@@ -200,7 +227,7 @@ def load_corrector(args: argparse.Namespace):
 class Writer:
     """Corrects items batch by batch and writes each batch's records in input order to ``out``."""
 
-    def __init__(self, args: argparse.Namespace, out: IO[str], summary: Summary, name: str) -> None:
+    def __init__(self, args: CorrectOptions, out: IO[str], summary: Summary, name: str) -> None:
         self.args = args
         self.out = out
         self.summary = summary
@@ -253,11 +280,13 @@ class Writer:
             raise write_error(self.name, exc) from None
 
 
-def correct_file(args: argparse.Namespace) -> int:
-    """Run ``neko correct`` with parsed arguments; returns the exit code (bad input raises InputError)."""
+def correct_file(args: CorrectOptions) -> int:
+    """Correct the file of ``args`` (``neko correct``); returns the exit code (bad input raises InputError)."""
     started = time.monotonic()
     if args.batch_size < 1:
         raise ConfigError("--batch-size must be at least 1")
+    if args.on_error not in ON_ERROR:
+        raise unknown_choice("on-error", args.on_error, ON_ERROR)
     fmt, items = read_items(args.input, args.format, args.task)
     if args.on_error == "stop":
         for item in items:
@@ -284,7 +313,7 @@ def correct_file(args: argparse.Namespace) -> int:
 
 
 def _correct_into(
-    final: Path, fmt: str, items: list[Item], args: argparse.Namespace, summary: Summary, started: float
+    final: Path, fmt: str, items: list[Item], args: CorrectOptions, summary: Summary, started: float
 ) -> int:
     """Correct ``items`` into ``final`` through its partial file (see the module docstring)."""
     partial = final.with_name(final.name + ".partial")
