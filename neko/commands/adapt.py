@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from neko.commands import default
+from neko.readers import FORMATS
+from neko.train.adapt import adapt
+
 HELP = "fit the corrector to your own data (records with references): train within a time budget, calibrate"
 
 
@@ -18,36 +22,44 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dev",
         nargs="+",
-        default=None,
+        default=default(adapt, "dev"),
         help="dev files (default: a seeded 10%% of TRAIN, at most 200 records)",
     )
-    parser.add_argument("--format", default="auto", choices=["auto", "jsonl", "hyporadise", "text"])
-    parser.add_argument("--task", default=None, help="task of records that do not name one (default asr)")
+    parser.add_argument("--format", default=default(adapt, "format"), choices=["auto", *FORMATS])
+    parser.add_argument(
+        "--task", default=default(adapt, "task"), help="task of records that do not name one (default asr)"
+    )
     parser.add_argument(
         "--model",
-        default=None,
+        default=default(adapt, "model"),
         help="start point: a base model name or folder (fresh LoRA), or a corrector folder (continued); "
         "default: a fresh LoRA on the bundled model's base",
     )
     parser.add_argument(
         "--minutes",
         type=float,
-        default=None,
+        default=default(adapt, "minutes"),
         help="training time budget (default 15 unless --max-steps is given)",
     )
     parser.add_argument(
-        "--max-steps", type=int, default=None, help="optimiser steps (with --minutes: at most)"
+        "--max-steps",
+        type=int,
+        default=default(adapt, "max_steps"),
+        help="optimiser steps (with --minutes: at most)",
     )
     parser.add_argument("--resume", action="store_true", help="continue a killed adaptation in --out exactly")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
+    parser.add_argument("--seed", type=int, default=default(adapt, "seed"))
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=default(adapt, "threads"),
+        help="torch CPU threads (default: all cores)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     """Adapt, then print the dev figures of each task."""
     import sys
-
-    from neko.train.adapt import adapt
 
     report = adapt(
         args.train,

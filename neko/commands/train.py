@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from neko.commands import default
+from neko.train import trainer
+
 HELP = "train a corrector from a YAML recipe in configs/ (resumable with --resume)"
 
 
@@ -16,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-minutes",
         type=float,
-        default=None,
+        default=default(trainer.train, "max_minutes"),
         help="stop this run after N minutes of wall time (it saves a checkpoint; continue later with --resume): "
         "a long CPU run as a series of resumed runs. The recipe's train.budget_minutes instead fits the whole "
         "run's step count and schedule to a time budget",
@@ -34,12 +37,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Load the recipe, apply overrides, train."""
     from neko.train.config import load_config
-    from neko.train.trainer import train
 
     config = load_config(args.config, overrides=args.overrides)
     if args.out:
         config.output_dir = args.out
     if args.max_steps is not None:
         config.train.max_steps = args.max_steps
-    train(config, resume=args.resume, max_minutes=args.max_minutes)
+    trainer.train(config, resume=args.resume, max_minutes=args.max_minutes)
     return 0
