@@ -77,6 +77,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="auto (default): generate, guarded; generate: as generated; select: best hypothesis; "
         "constrained: best confusion-network path (see modes above)",
     )
+    _add_run_options(parser)
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    """--batch-size, --resume, --on-error, --threads: how the run goes, not what it computes."""
     parser.add_argument(
         "--batch-size",
         type=int,
