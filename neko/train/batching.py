@@ -4,12 +4,15 @@ Every process of a distributed run builds the same sampler from the same seed an
 ``world_size``-th batch (rank ``r`` the ``r``-th of each group), so the global stream, and its every-record-
 once-per-dataset-epoch guarantee, does not depend on the number of processes, and a checkpoint of rank 0's
 sampler state is the state of all ranks.
+
+Each training record is tokenised once: the sampler measures the encoding it carries (``EncodedRecord``) and
+``collate`` pads that same encoding.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from neko.model.config import ModelConfig
@@ -26,22 +29,46 @@ def build_mixture(sources: list[DataSource], alpha: float, seed: int) -> Mixture
     return Mixture(opened, alpha=alpha, seed=seed)
 
 
-def build_sampler(train: TrainConfig, tokenizer: Any) -> DynamicBucketingSampler[Record]:
+@dataclass
+class EncodedRecord(Record):
+    """A training record with its ``encode_example`` encoding (``input_ids``, ``labels``), made once."""
+
+    encoding: dict[str, list[int]] = field(default_factory=dict, repr=False, compare=False)
+
+
+class EncodedMixture:
+    """The mixture's records as ``EncodedRecord``; its state is the mixture's (the sampler checkpoints it)."""
+
+    def __init__(self, mixture: Mixture, tokenizer: Any, max_len: int) -> None:
+        self.mixture, self.tokenizer, self.max_len = mixture, tokenizer, max_len
+
+    def __iter__(self) -> Iterator[EncodedRecord]:
+        for record in self.mixture:
+            encoding = encode_example(self.tokenizer, record, self.max_len)
+            yield EncodedRecord(**vars(record), encoding=encoding)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The mixture's state."""
+        return self.mixture.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue the mixture from ``state_dict()``."""
+        self.mixture.load_state_dict(state)
+
+
+def build_sampler(train: TrainConfig, tokenizer: Any) -> DynamicBucketingSampler[EncodedRecord]:
     """The token-budget sampler over the training mixture, with bucket edges from a separate seeded sample."""
-
-    def length(record: Record) -> int:
-        return len(encode_example(tokenizer, record, train.max_len)["input_ids"])
-
     # A second mixture with another seed gives the length sample without advancing the training stream.
     probe = build_mixture(train.data, train.alpha, train.seed + 1)
-    edges = estimate_bucket_edges(
-        [length(probe.draw()) for _ in range(train.bucket_sample)], train.num_buckets
-    )
+    lengths = [
+        len(encode_example(tokenizer, probe.draw(), train.max_len)["input_ids"])
+        for _ in range(train.bucket_sample)
+    ]
     return DynamicBucketingSampler(
-        build_mixture(train.data, train.alpha, train.seed),
-        length_fn=length,
+        EncodedMixture(build_mixture(train.data, train.alpha, train.seed), tokenizer, train.max_len),
+        length_fn=lambda record: len(record.encoding["input_ids"]),
         max_tokens=train.max_tokens,
-        bucket_edges=edges,
+        bucket_edges=estimate_bucket_edges(lengths, train.num_buckets),
         quadratic_length=train.quadratic_length,
         buffer_size=train.buffer_size,
         seed=train.seed,
@@ -81,10 +108,13 @@ class Batch:
 def collate(
     records: list[Record], tokenizer: Any, max_len: int, model: ModelConfig, device: Any = None
 ) -> Batch:
-    """Encode, right-pad to the longest row, and look up each row's expert."""
+    """Encode (unless the sampler already did: ``EncodedRecord``), right-pad to the longest row, and look up
+    each row's expert."""
     import torch
 
-    examples = [encode_example(tokenizer, r, max_len) for r in records]
+    examples = [
+        r.encoding if isinstance(r, EncodedRecord) else encode_example(tokenizer, r, max_len) for r in records
+    ]
     width = max(len(e["input_ids"]) for e in examples)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
