@@ -20,13 +20,7 @@ import os
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from rapidfuzz.distance import Levenshtein
-from sacrebleu.metrics import CHRF
-
-from neko.baselines.confusion_network import build_confusion_network, softmax_weights
-from neko.baselines.mbr import mbr_select
-from neko.baselines.oracle import compositional_oracle, nbest_oracle
-from neko.baselines.rover import vote
+from neko.baselines import outputs
 from neko.errors import InputError
 from neko.metrics import score_corpus
 from neko.metrics.normalizers import get_normalizer
@@ -89,22 +83,14 @@ def _normalized(records: Sequence[Record], normalize) -> list[Record]:
 
 def _asr_row(records: list[Record]) -> dict[str, Any]:
     refs = [r.references[0] for r in records]
-    oracle_nbest, oracle_comp, rover = [], [], []
-    for record, ref in zip(records, refs, strict=True):
-        oracle_nbest.append(record.hypotheses[nbest_oracle(record.hypotheses, ref)])
-        network = build_confusion_network(
-            record.hypotheses, softmax_weights(record.scores, len(record.hypotheses))
-        )
-        oracle_comp.append(compositional_oracle(network, ref)[0])
-        rover.append(vote(network))
     row: dict[str, Any] = {}
-    for name, texts in (
-        ("1best", [r.hypotheses[0] for r in records]),
-        ("oracle_nbest", oracle_nbest),
-        ("oracle_compositional", oracle_comp),
-        ("rover", rover),
+    for name, choose in (
+        ("1best", outputs.one_best),
+        ("oracle_nbest", outputs.oracle_nbest),
+        ("oracle_compositional", outputs.oracle_compositional),
+        ("rover", outputs.rover),
     ):
-        scored = score_corpus("asr", texts, refs, "none")
+        scored = score_corpus("asr", choose(records), refs, "none")
         row[f"wer_{name}"] = scored["wer"]
         row["signature"] = scored["signature"]
     row["ref_words"] = scored["wer_counts"]["reference"]
@@ -112,47 +98,32 @@ def _asr_row(records: list[Record]) -> dict[str, Any]:
 
 
 def _mt_row(records: list[Record]) -> dict[str, Any]:
-    chrf = CHRF()
-    chosen = {
-        "1best": [r.hypotheses[0] for r in records],
-        "mbr": [r.hypotheses[mbr_select(r.hypotheses, chrf)] for r in records],
-        "oracle_nbest": [
-            max(r.hypotheses, key=lambda h, refs=r.references: chrf.sentence_score(h, refs).score)
-            for r in records
-        ],
-    }
     row: dict[str, Any] = {}
-    for name, texts in chosen.items():
-        scored = score_corpus("mt", texts, records, "none")
+    for name, choose in (
+        ("1best", outputs.one_best),
+        ("mbr", outputs.mbr_chrf),
+        ("oracle_nbest", outputs.oracle_chrf),
+    ):
+        scored = score_corpus("mt", choose(records), records, "none")
         row[f"bleu_{name}"], row[f"chrf_{name}"] = scored["bleu"], scored["chrf"]
         row["signature"] = scored["signature"]
-    widths = {len(r.hypotheses) for r in records}
-    if len(widths) == 1:
-        systems = records[0].meta.get("systems") or [f"candidate {k}" for k in range(widths.pop())]
-        per_system = [
-            score_corpus("mt", [r.hypotheses[k] for r in records], records, "none")["bleu"]
-            for k in range(len(systems))
-        ]
-        best = per_system.index(max(per_system))
-        row["bleu_best_system"], row["best_system"] = per_system[best], systems[best]
+    if len({len(r.hypotheses) for r in records}) == 1:
+        _, name, bleu = outputs.best_system(records, "none")
+        row["bleu_best_system"], row["best_system"] = bleu, name
     return row
 
 
 def _ocr_row(records: list[Record]) -> dict[str, Any]:
-    scored = score_corpus("ocr", [r.hypotheses[0] for r in records], records, "none")
+    scored = score_corpus("ocr", outputs.one_best(records), records, "none")
     row: dict[str, Any] = {"cer_raw": scored["cer"], "wer_raw": scored["wer"]}
     if any(len(r.hypotheses) > 1 for r in records):
-        best = [
-            min(r.hypotheses, key=lambda h, ref=r.references[0]: Levenshtein.distance(ref, h))
-            for r in records
-        ]
-        row["cer_oracle_nbest"] = score_corpus("ocr", best, records, "none")["cer"]
+        row["cer_oracle_nbest"] = score_corpus("ocr", outputs.oracle_cer(records), records, "none")["cer"]
     row["signature"] = scored["signature"]
     return row
 
 
 def _gec_row(records: list[Record]) -> dict[str, Any]:
-    scored = score_corpus("gec", [r.hypotheses[0] for r in records], records, "none")
+    scored = score_corpus("gec", outputs.one_best(records), records, "none")
     return {"gleu_source": scored["gleu"], "signature": scored["signature"]}
 
 

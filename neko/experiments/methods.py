@@ -1,6 +1,6 @@
 """What produces a row's outputs: each method maps the records of one dataset to one text per record.
 
-Non-neural rows reuse ``neko.baselines``; model rows load a ``Corrector`` (or a plain base LM for LM
+Non-neural rows are the baselines of ``neko.baselines.outputs`` (the same code as ``neko baselines``); model rows load a ``Corrector`` (or a plain base LM for LM
 reranking) once per experiment and run it on every dataset of the row.
 """
 
@@ -12,10 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from neko.baselines.confusion_network import build_confusion_network, softmax_weights
-from neko.baselines.mbr import mbr_select
-from neko.baselines.oracle import compositional_oracle, nbest_oracle
-from neko.baselines.rover import vote
+from neko.baselines import outputs
 from neko.errors import unknown_choice
 from neko.experiments.config import ExperimentConfig
 from neko.records import Record
@@ -23,50 +20,20 @@ from neko.records import Record
 Method = Callable[[Sequence[Record], ExperimentConfig], tuple[list[str], dict[str, Any]]]
 
 
-def one_best(records: Sequence[Record], config: ExperimentConfig) -> tuple[list[str], dict[str, Any]]:
-    """The recogniser's (or first system's) output, unchanged."""
-    return [r.hypotheses[0] for r in records], {}
+def _texts_only(choose: Callable[[Sequence[Record]], list[str]]) -> Method:
+    """A method from a baseline of ``neko.baselines.outputs`` (the texts, no extra fields)."""
 
+    def method(records: Sequence[Record], config: ExperimentConfig) -> tuple[list[str], dict[str, Any]]:
+        return choose(records), {}
 
-def oracle_nbest(records: Sequence[Record], config: ExperimentConfig) -> tuple[list[str], dict[str, Any]]:
-    """o_nb: per record, the hypothesis with the fewest word errors (uses the reference: an upper bound)."""
-    return [r.hypotheses[nbest_oracle(r.hypotheses, r.references[0])] for r in records], {}
-
-
-def oracle_compositional(
-    records: Sequence[Record], config: ExperimentConfig
-) -> tuple[list[str], dict[str, Any]]:
-    """o_cp: the confusion-network path closest to the reference (an upper bound of recombination)."""
-    texts = []
-    for r in records:
-        network = build_confusion_network(r.hypotheses, softmax_weights(r.scores, len(r.hypotheses)))
-        texts.append(compositional_oracle(network, r.references[0])[0])
-    return texts, {}
-
-
-def rover(records: Sequence[Record], config: ExperimentConfig) -> tuple[list[str], dict[str, Any]]:
-    """ROVER voting over the confusion network, weighted by the recogniser's scores when present."""
-    return [
-        vote(build_confusion_network(r.hypotheses, softmax_weights(r.scores, len(r.hypotheses))))
-        for r in records
-    ], {}
-
-
-def mbr_chrf(records: Sequence[Record], config: ExperimentConfig) -> tuple[list[str], dict[str, Any]]:
-    """MBR / consensus: the candidate with the highest mean chrF against the other candidates."""
-    return [r.hypotheses[mbr_select(r.hypotheses)] for r in records], {}
+    method.__doc__ = choose.__doc__
+    return method
 
 
 def best_system(records: Sequence[Record], config: ExperimentConfig) -> tuple[list[str], dict[str, Any]]:
     """The single MT system (candidate position) with the best corpus BLEU on these records (an oracle pick)."""
-    from neko.metrics import score_corpus
-
-    width = min(len(r.hypotheses) for r in records)
-    bleu = [score_corpus("mt", [r.hypotheses[k] for r in records], records)["bleu"] for k in range(width)]
-    best = bleu.index(max(bleu))
-    systems = records[0].meta.get("systems") or []
-    name = systems[best] if best < len(systems) else f"candidate {best}"
-    return [r.hypotheses[best] for r in records], {"system": name}
+    texts, name, _ = outputs.best_system(records)
+    return texts, {"system": name}
 
 
 @lru_cache(maxsize=2)
@@ -140,11 +107,11 @@ def predictions(records: Sequence[Record], config: ExperimentConfig) -> tuple[li
 
 
 METHODS: dict[str, Method] = {
-    "onebest": one_best,
-    "oracle_nbest": oracle_nbest,
-    "oracle_compositional": oracle_compositional,
-    "rover": rover,
-    "mbr_chrf": mbr_chrf,
+    "onebest": _texts_only(outputs.one_best),
+    "oracle_nbest": _texts_only(outputs.oracle_nbest),
+    "oracle_compositional": _texts_only(outputs.oracle_compositional),
+    "rover": _texts_only(outputs.rover),
+    "mbr_chrf": _texts_only(outputs.mbr_chrf),
     "best_system": best_system,
     "lm_rerank": lm_rerank,
     "neko": neko_corrector,
