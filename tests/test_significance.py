@@ -63,3 +63,35 @@ def test_gate_confidence_asks_for_a_gain_a_dev_set_can_vouch_for():
     assert gate_confidence("asr", None, fixed_one, first, refs) < 0.95
     worse = [f"{f} extra" for f in first]
     assert gate_confidence("asr", None, worse, first, refs) == 0.0
+
+
+def _records(n):
+    from neko.records import Record
+
+    return [
+        Record(
+            id=str(i),
+            task="asr",
+            dataset="toy",
+            hypotheses=[f"wurd{i} and more words here", f"word{i} and more words here"],
+            references=[f"word{i} and more words here"],
+        )
+        for i in range(n)
+    ]
+
+
+def test_a_guard_that_wins_on_one_lucky_record_always_falls_back_when_confidence_is_asked():
+    from neko.infer.calibrate import _fit_guard
+    from neko.infer.guard import GuardConfig
+
+    records = _records(30)
+    hypotheses = [r.hypotheses for r in records]
+    lucky = [r.references[0] if i == 0 else r.hypotheses[0] for i, r in enumerate(records)]
+    margins = [5.0] * 30
+    edits, _, share = _fit_guard("asr", records, lucky, hypotheses, margins, GuardConfig(), 0.0)
+    assert share is None and edits.min_margin < float("inf")  # in-sample the edit wins
+    vouched, _, share = _fit_guard("asr", records, lucky, hypotheses, margins, GuardConfig(), 0.95)
+    assert share < 0.95 and vouched.min_margin == float("inf")
+    fixed = [r.references[0] for r in records]
+    kept, _, share = _fit_guard("asr", records, fixed, hypotheses, margins, GuardConfig(), 0.95)
+    assert share == 1.0 and kept.min_margin < float("inf")

@@ -14,7 +14,7 @@ HELP = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """DEV..., --model, --limit, --seed, --batch-size, --threads, --write, --json, --no-extras."""
+    """DEV..., --model, --limit, --seed, --batch-size, --threads, --write, --confidence, --json, --no-extras."""
     parser.add_argument("dev", nargs="+", help="dev record files (JSONL with references; globs allowed)")
     parser.add_argument(
         "--model", default=default(calibrate, "model"), help="model folder (default: the bundled model)"
@@ -35,6 +35,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--write", action="store_true", help="save the thresholds in the model's neko_config.json"
+    )
+    parser.add_argument(
+        "--confidence",
+        type=float,
+        default=default(calibrate, "confidence"),
+        help="share of bootstrap samples of the dev records on which the guard must beat the first "
+        "hypothesis, or it always falls back (e.g. 0.95 for a small dev set; 0 = no check)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object per task")
     parser.add_argument(
@@ -83,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
         extras=not args.no_extras,
         write=args.write,
         report=_printer(args.json),
+        confidence=args.confidence,
     )
     if outcome.written is not None:
         print(

@@ -59,6 +59,9 @@ class TaskCalibration:
         fusion_fallback_rate: share of records where fusion picked the first hypothesis.
         fusion_harmful_edit_rate: the harmful-edit rate of the fused picks.
         higher_is_better: the direction of ``metric``.
+        confidence: with a required confidence, the share of bootstrap samples of the dev records on which
+            the fitted guard beat the first hypotheses (``neko.infer.significance``); below the requirement
+            the guard always falls back, and ``guarded`` is the first hypotheses' figure.
     """
 
     task: str
@@ -76,6 +79,7 @@ class TaskCalibration:
     fusion_fallback_rate: float | None = None
     fusion_harmful_edit_rate: float | None = None
     higher_is_better: bool = False
+    confidence: float | None = None
 
     @property
     def uses_fusion(self) -> bool:
@@ -101,6 +105,7 @@ class TaskCalibration:
             "fallback_rate": self.fallback_rate,
             "harmful_edit_rate": self.harmful_edit_rate,
             "guard": guard_dict(self.guard),
+            "gate_confidence": self.confidence,
             "fused": self.fused,
             "fusion_fallback_rate": self.fusion_fallback_rate,
             "fusion_harmful_edit_rate": self.fusion_harmful_edit_rate,
@@ -183,9 +188,14 @@ def calibrate_task(
     batch_size: int = 16,
     progress: Callable[[int], None] | None = None,
     sources: Sequence[str] = tuple(EXTRA_SOURCES),
+    confidence: float = 0.0,
 ) -> TaskCalibration:
     """Generate on ``records`` (all of ``task``, with references), score every candidate, and fit the task's
     guard thresholds and fusion weights (``progress`` counts generated records).
+
+    ``confidence`` > 0 asks the dev set to vouch for the guard: unless the guarded outputs beat the first
+    hypotheses on at least that share of bootstrap samples of the records, the guard always falls back
+    (a gate fitted on a few dozen records otherwise picks thresholds that won by chance).
 
     Fusion is fitted without extra candidates and, when ``sources`` names any (``fusion.EXTRA_SOURCES``:
     by default all, i.e. the confusion-network paths of ``constrained`` for ASR), with them; the extras
@@ -200,18 +210,10 @@ def calibrate_task(
     references = [r.references[0] for r in records]
     score = task_score(task, records)
     sign = -1.0 if higher_is_better else 1.0
-    config, rows = calibrate_guard(
-        outputs,
-        hypotheses,
-        references,
-        margins=margins,
-        base=corrector.config.guard_for(task),
-        wer=lambda outs, _refs: sign * score(outs),
-        task=task,
+    config, rows, share = _fit_guard(
+        task, records, outputs, hypotheses, margins, corrector.config.guard_for(task), confidence
     )
     guarded = guard_outputs(outputs, hypotheses, margins, config, task)
-    for row in rows:
-        row["wer"] = sign * row["wer"]
     fusion, sets = _fit_fusion(sets, lambda outs: sign * score(outs), sources)
     picks = [fusion.pick(s.features)[0] for s in sets]
     fused_outputs = [s.texts[p] for s, p in zip(sets, picks, strict=True)]
@@ -231,7 +233,58 @@ def calibrate_task(
         fusion_fallback_rate=sum(s.hypothesis[p] == 0 for s, p in zip(sets, picks, strict=True)) / len(sets),
         fusion_harmful_edit_rate=harmful_edit_rate(fused_outputs, hypotheses, references, task),
         higher_is_better=higher_is_better,
+        confidence=share,
     )
+
+
+def _fit_guard(
+    task: str,
+    records: Sequence[Record],
+    outputs: list[str],
+    hypotheses: list[list[str]],
+    margins: list[float | None],
+    base: GuardConfig,
+    confidence: float,
+) -> tuple[GuardConfig, list[dict[str, float]], float | None]:
+    """The guard with the best dev figure (``calibrate_guard``), its search rows in the metric's own
+    direction, and, when ``confidence`` is asked for, the share of bootstrap samples it won (below
+    ``confidence`` the guard returned always falls back)."""
+    _, higher_is_better = task_target(task)
+    score = task_score(task, records)
+    sign = -1.0 if higher_is_better else 1.0
+    references = [r.references[0] for r in records]
+    config, rows = calibrate_guard(
+        outputs,
+        hypotheses,
+        references,
+        margins=margins,
+        base=base,
+        wer=lambda outs, _refs: sign * score(outs),
+        task=task,
+    )
+    for row in rows:
+        row["wer"] = sign * row["wer"]
+    if not confidence:
+        return config, rows, None
+    guarded = [g[0] for g in guard_outputs(outputs, hypotheses, margins, config, task)]
+    share = _vouch(task, records, guarded, [h[0] for h in hypotheses])
+    if share < confidence:
+        config = replace(config, min_margin=float("inf"))
+    return config, rows, share
+
+
+def _vouch(task: str, records: Sequence[Record], gated: list[str], first: list[str]) -> float:
+    """Share of bootstrap samples of ``records`` on which ``gated`` beats ``first`` (``gate_confidence``)."""
+    from neko.infer.significance import gate_confidence
+    from neko.metrics import score_corpus
+
+    metric, higher_is_better = task_target(task)
+
+    def score(sample: Sequence[int], outputs: Sequence[str]) -> float:
+        return float(score_corpus(task, list(outputs), [records[i] for i in sample])[metric])
+
+    references = [r.references[0] for r in records]
+    return gate_confidence(task, score, gated, first, references, higher_is_better)
 
 
 def read_dev(
@@ -268,6 +321,7 @@ def calibrate_tasks(
     batch_size: int = 16,
     sources: Sequence[str] = tuple(EXTRA_SOURCES),
     report: Callable[[TaskCalibration], None] | None = None,
+    confidence: float = 0.0,
 ) -> list[TaskCalibration]:
     """``calibrate_task`` of each task's records in turn, with a progress bar on stderr; ``report`` is
     called with each result as soon as it is fitted."""
@@ -279,7 +333,13 @@ def calibrate_tasks(
     for task, records in by_task.items():
         with tqdm(total=len(records), desc=f"calibrate {task}", file=sys.stderr) as bar:
             result = calibrate_task(
-                corrector, task, records, batch_size, progress=bar.update, sources=sources
+                corrector,
+                task,
+                records,
+                batch_size,
+                progress=bar.update,
+                sources=sources,
+                confidence=confidence,
             )
         results.append(result)
         if report is not None:
@@ -298,6 +358,7 @@ def calibrate(
     extras: bool = True,
     write: bool = False,
     report: Callable[[TaskCalibration], None] | None = None,
+    confidence: float = 0.0,
 ) -> Calibration:
     """Calibrate the ``auto`` decision of ``model`` (default: the bundled one) on the dev files ``dev``.
 
@@ -310,6 +371,8 @@ def calibrate(
         extras: also fit fusion with the confusion-network paths (``fusion.EXTRA_SOURCES``).
         write: save the result in the model's ``neko_config.json`` (``write_task_guards``).
         report: called with each task's result as soon as it is fitted.
+        confidence: the share of bootstrap samples of the dev records on which a task's guard must beat the
+            first hypotheses, or it always falls back (``calibrate_task``); 0 = no such check.
     """
     from neko.infer.corrector import Corrector, default_model_dir
 
@@ -322,6 +385,7 @@ def calibrate(
         batch_size=batch_size,
         sources=tuple(EXTRA_SOURCES) if extras else (),
         report=report,
+        confidence=confidence,
     )
     written = write_task_guards(model_dir, results, sources) if write else None
     return Calibration(Path(model_dir), results, sources, written)
