@@ -22,7 +22,7 @@ from typing import Any
 
 from neko.baselines import outputs
 from neko.errors import InputError
-from neko.metrics import score_corpus
+from neko.metrics import ERROR_RATES, score_corpus
 from neko.metrics.normalizers import get_normalizer
 from neko.readers import read_checked
 from neko.records import Record
@@ -148,7 +148,7 @@ def baseline_rows(path: str | os.PathLike, normalizer: str = "none") -> list[dic
 def _cell(key: str, value: Any) -> str:
     if isinstance(value, float):
         # Error rates are stored as fractions and shown as percentages; BLEU-like scores are already 0-100.
-        return f"{100 * value:.2f}%" if key.split("_")[0] in ("wer", "cer") else f"{value:.2f}"
+        return f"{100 * value:.2f}%" if key.split("_")[0] in ERROR_RATES else f"{value:.2f}"
     return str(value)
 
 

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from neko.metrics import TASK_METRICS
+from neko.metrics import ERROR_RATES, TASK_METRICS
 
 # Error rates are stored as fractions and shown as percent; quoted figures are stored as printed.
-PERCENT = {"wer", "cer"}
+PERCENT = ERROR_RATES
 PREFIXES = ("hyporadise_", "wmt23_", "overproof_", "jfleg_")
 
 

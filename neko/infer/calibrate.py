@@ -26,12 +26,10 @@ from neko.infer.guard import GuardConfig, calibrate_guard, guard_outputs, harmfu
 from neko.infer.prompt import shown_for
 from neko.records import Record
 
-# Metrics where lower is better (error rates); a task's calibration optimises its headline metric.
-ERROR_RATES = frozenset({"wer", "cer"})
-
 
 def task_target(task: str) -> tuple[str, bool]:
     """(the task's headline metric, whether higher is better): what its calibration optimises."""
+    from neko.metrics import ERROR_RATES
     from neko.tasks import get_task
 
     metric = get_task(task).metrics[0]

@@ -18,7 +18,6 @@ import random
 from collections.abc import Callable, Sequence
 
 RESAMPLES = 1000
-ERROR_RATES = frozenset({"wer", "cer"})
 
 
 def paired_bootstrap(
@@ -58,6 +57,7 @@ def edit_counts(task: str, outputs: Sequence[str], references: Sequence[str]) ->
     characters for CER) after the task's normaliser: the per-record terms of its corpus error rate."""
     from rapidfuzz.distance import Levenshtein
 
+    from neko.metrics import ERROR_RATES
     from neko.metrics.normalizers import get_normalizer
     from neko.tasks import get_task
 
@@ -90,6 +90,7 @@ def gate_confidence(
     """
     if list(gated) == list(first):
         return 0.0
+    from neko.metrics import ERROR_RATES
     from neko.tasks import get_task
 
     if get_task(task).metrics[0] not in ERROR_RATES:

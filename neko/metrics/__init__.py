@@ -24,6 +24,9 @@ from neko.tasks import TASKS
 # Views of the task registry (each task declares its metrics, headline first, and its default normaliser).
 TASK_METRICS: dict[str, list[str]] = {name: list(task.metrics) for name, task in TASKS.items()}
 DEFAULT_NORMALIZERS: dict[str, str] = {name: task.normalizer for name, task in TASKS.items()}
+# The error rates: lower is better, stored as fractions (shown as percentages); every other metric is a
+# 0-100 score where higher is better.
+ERROR_RATES = frozenset({"wer", "cer"})
 
 _JIWER_VERSION = version("jiwer")
 
@@ -106,7 +109,7 @@ def score_corpus(
     row: dict[str, Any] = {"n": len(hyps)}
     signatures = []
     for metric in TASK_METRICS[task]:
-        if metric in ("wer", "cer"):
+        if metric in ERROR_RATES:
             scorer = corpus_wer if metric == "wer" else corpus_cer
             row.update(_error_rate_fields(metric, scorer([r[0] for r in refs], hyps)))
             signatures.append(f"{metric}:jiwer-{_JIWER_VERSION}|corpus|ref:first")

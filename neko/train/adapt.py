@@ -13,7 +13,7 @@ gate calibrated on it. A recipe of named steps, each a function:
    and ``Corrector.from_pretrained(DIR)`` load.
 
 Defaults (docs/ADAPT.md has the measurements behind them): a fresh LoRA (r 16 on attention and MLP) on the
-dense base of the bundled model, 1,024-token micro-batches, lr 5e-4 with a cosine schedule. A corrector
+dense base of the bundled model, 1,024-token micro-batches, lr 2e-3 with a cosine schedule. A corrector
 folder given as ``model`` is continued instead (its architecture, its LoRA as the starting point).
 """
 
@@ -130,7 +130,7 @@ def adapt_recipe(
         data=[DataSource(path=str(out / "data" / "train.jsonl"), name="adapt")],
         max_tokens=1024,
         max_len=256,
-        lr=5e-4,
+        lr=2e-3,
         warmup_steps=10,
         schedule="cosine",
         # A time budget alone fits the step count; this is only its ceiling.
