@@ -53,7 +53,7 @@ class TaskCalibration:
             output made wrong.
         rows: every candidate: ``{max_edit_rate, min_margin, wer (the error searched), fallback_rate}``.
         fused: the metric with the fitted fusion weights (None when fusion was not fitted).
-        fusion: the fitted fusion weights.
+        fusion: the fitted fusion weights (None where a required confidence was not reached).
         fusion_fallback_rate: share of records where fusion picked the first hypothesis.
         fusion_harmful_edit_rate: the harmful-edit rate of the fused picks.
         higher_is_better: the direction of ``metric``.
@@ -191,9 +191,10 @@ def calibrate_task(
     """Generate on ``records`` (all of ``task``, with references), score every candidate, and fit the task's
     guard thresholds and fusion weights (``progress`` counts generated records).
 
-    ``confidence`` > 0 asks the dev set to vouch for the guard: unless the guarded outputs beat the first
-    hypotheses on at least that share of bootstrap samples of the records, the guard always falls back
-    (a gate fitted on a few dozen records otherwise picks thresholds that won by chance).
+    ``confidence`` > 0 asks the dev set to vouch for the guard and for fusion: unless the guarded outputs
+    beat the first hypotheses on at least that share of bootstrap samples of the records, the guard always
+    falls back, and fusion is dropped on the same test (a gate fitted on a few dozen records otherwise picks
+    thresholds or weights that won by chance).
 
     Fusion is fitted without extra candidates and, when ``sources`` names any (``fusion.EXTRA_SOURCES``:
     by default all, i.e. the confusion-network paths of ``constrained`` for ASR), with them; the extras
@@ -206,6 +207,7 @@ def calibrate_task(
     outputs, hypotheses, sets = _candidates(corrector, records, batch_size, progress, sources)
     margins = [s.margin for s in sets]
     references = [r.references[0] for r in records]
+    first = [h[0] for h in hypotheses]
     score = task_score(task, records)
     sign = -1.0 if higher_is_better else 1.0
     config, rows, share = _fit_guard(
@@ -215,11 +217,13 @@ def calibrate_task(
     fusion, sets = _fit_fusion(sets, lambda outs: sign * score(outs), sources)
     picks = [fusion.pick(s.features)[0] for s in sets]
     fused_outputs = [s.texts[p] for s, p in zip(sets, picks, strict=True)]
+    # Fusion must pass the same test as the guard before auto may use it.
+    vouched = not confidence or _vouch(task, records, fused_outputs, first) >= confidence
     return TaskCalibration(
         task=task,
         n=len(records),
         metric=metric,
-        first=score([h[0] for h in hypotheses]),
+        first=score(first),
         generated=score(outputs),
         guarded=score([g[0] for g in guarded]),
         guard=config,
@@ -227,7 +231,7 @@ def calibrate_task(
         harmful_edit_rate=harmful_edit_rate([g[0] for g in guarded], hypotheses, references, task),
         rows=rows,
         fused=score(fused_outputs),
-        fusion=fusion,
+        fusion=fusion if vouched else None,
         fusion_fallback_rate=sum(s.hypothesis[p] == 0 for s, p in zip(sets, picks, strict=True)) / len(sets),
         fusion_harmful_edit_rate=harmful_edit_rate(fused_outputs, hypotheses, references, task),
         higher_is_better=higher_is_better,

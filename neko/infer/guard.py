@@ -24,7 +24,7 @@ from dataclasses import dataclass, fields, replace
 
 from rapidfuzz.distance import Levenshtein
 
-from neko.errors import ConfigError
+from neko.errors import ConfigError, unknown_keys
 from neko.metrics.normalizers import get_normalizer
 from neko.tasks import get_task
 
@@ -64,8 +64,8 @@ class GuardConfig:
     def from_dict(cls, data: dict, where: str = "guard") -> GuardConfig:
         """The thresholds of a dict (e.g. the ``guard`` key of ``neko_config.json``); unknown keys are an error."""
         known = {f.name for f in fields(cls)}
-        if not isinstance(data, dict) or set(data) - known:
-            bad = sorted(set(data) - known) if isinstance(data, dict) else type(data).__name__
+        if not isinstance(data, dict) or unknown_keys(data, known):
+            bad = unknown_keys(data, known) if isinstance(data, dict) else type(data).__name__
             raise ConfigError(
                 f"{where}: invalid guard settings {bad}; valid keys: {', '.join(sorted(known))}"
             )

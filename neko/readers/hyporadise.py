@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from neko.errors import InputError
+from neko.errors import InputError, unknown_keys
 from neko.fileio import atomic_output
 from neko.readers.base import decode_utf8, read_bytes
 from neko.records import Record
@@ -65,9 +65,9 @@ def _check(obj: Any) -> str | None:
     """Why ``obj`` is not a HyPoradise item, or None when it is one."""
     if not isinstance(obj, dict):
         return f"expected a JSON object, got {type(obj).__name__}"
-    unknown = set(obj) - KNOWN_KEYS
+    unknown = unknown_keys(obj, KNOWN_KEYS)
     if unknown:
-        return f"unknown key(s) {sorted(unknown)}; HyPoradise items are one of {', '.join(SCHEMAS)}"
+        return f"unknown key(s) {unknown}; HyPoradise items are one of {', '.join(SCHEMAS)}"
     if "input" not in obj or "output" not in obj:
         missing = [k for k in ("input", "output") if k not in obj]
         return f"missing key(s) {missing}; HyPoradise items are one of {', '.join(SCHEMAS)}"
