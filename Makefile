@@ -78,6 +78,8 @@ $(ADAPT)/atis%.test_atis.jsonl: $(ADAPT)/atis%/adapt.json
 	neko eval --pred $@ --data $(DATA)/hyporadise/test_atis.json
 results/hyporadise/adapted_atis15.json: $(ADAPT)/atis15.test_atis.jsonl
 results/hyporadise/adapted_atis30.json: $(ADAPT)/atis30.test_atis.jsonl
+# The reports are the record of each run: make must not delete them as intermediate files of the chain.
+.PRECIOUS: $(ADAPT)/atis%/adapt.json
 adapt-atis: $(ADAPT)/atis15.test_atis.jsonl $(ADAPT)/atis30.test_atis.jsonl  ## 15- and 30-minute ATIS adaptations, scored on the full test
 
 .PHONY: train-tiny bench-train test-ddp

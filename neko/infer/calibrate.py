@@ -431,6 +431,8 @@ def write_task_guards(
             "harmful_edit_rate": round(result.harmful_edit_rate, 6),
             "decision": result.decision,
         }
+        if result.confidence is not None:
+            notes[result.task]["gate_confidence"] = round(result.confidence, 6)
         if result.fused is not None:
             notes[result.task]["fused"] = round(result.fused, 6)
             notes[result.task]["fusion_fallback_rate"] = round(result.fusion_fallback_rate or 0.0, 6)
