@@ -57,18 +57,16 @@ def edit_counts(task: str, outputs: Sequence[str], references: Sequence[str]) ->
     characters for CER) after the task's normaliser: the per-record terms of its corpus error rate."""
     from rapidfuzz.distance import Levenshtein
 
+    from neko.infer.guard import words
     from neko.metrics import ERROR_RATES
-    from neko.metrics.normalizers import get_normalizer
     from neko.tasks import get_task
 
-    spec = get_task(task)
-    if spec.metrics[0] not in ERROR_RATES:
-        raise ValueError(f"task {task!r} is scored by {spec.metrics[0]}, not an error rate")
-    normalize = get_normalizer(spec.normalizer)
+    metric = get_task(task).metrics[0]
+    if metric not in ERROR_RATES:
+        raise ValueError(f"task {task!r} is scored by {metric}, not an error rate")
 
     def units(text: str) -> list[str]:
-        words = normalize(text).split()
-        return words if spec.metrics[0] == "wer" else list(" ".join(words))
+        return words(text, task) if metric == "wer" else list(" ".join(words(text, task)))
 
     return [Levenshtein.distance(units(r), units(o)) for o, r in zip(outputs, references, strict=True)]
 

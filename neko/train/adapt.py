@@ -23,7 +23,6 @@ import json
 import os
 import random
 import shutil
-import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -145,9 +144,7 @@ def adapt_recipe(
 
 def calibrate_gate(model_dir: Path, dev: list[Record], threads: int | None = None) -> dict[str, dict]:
     """Fit the ``auto`` gate of the corrector in ``model_dir`` per task on ``dev``; write it into the folder."""
-    from tqdm import tqdm
-
-    from neko.infer.calibrate import calibrate_task, guard_dict, write_task_guards
+    from neko.infer.calibrate import calibrate_tasks, guard_dict, write_task_guards
     from neko.infer.corrector import Corrector
 
     corrector = Corrector.from_pretrained(model_dir, threads=threads)
@@ -155,11 +152,9 @@ def calibrate_gate(model_dir: Path, dev: list[Record], threads: int | None = Non
     for record in dev:
         by_task.setdefault(record.task, []).append(record)
     results, figures = [], {}
-    for task, records in sorted(by_task.items()):
-        with tqdm(total=len(records), desc=f"calibrate {task}", file=sys.stderr) as bar:
-            result = calibrate_task(
-                corrector, task, records, progress=bar.update, sources=(), confidence=CONFIDENCE
-            )
+    fitted = calibrate_tasks(corrector, dict(sorted(by_task.items())), sources=(), confidence=CONFIDENCE)
+    for result in fitted:
+        task = result.task
         # The gate is the guard: the evidence fusion's weights, fitted in-sample on a dev split of this size,
         # overfit (Whisper-base telephone run, docs/ADAPT.md: fusion 32.2 -> 26.9 WER on its 30 dev records,
         # 23.9 -> 26.6 on 125 held-out ones). Its dev figure stays in the report.
