@@ -22,8 +22,9 @@ lint:
 
 PREPARED ?= $(HOME)/.cache/neko/prepared
 .PHONY: prepared
-prepared:  ## convert every dataset in $(DATA) into records in $(PREPARED); outputs newer than their inputs are kept
+prepared:  ## records of every dataset in $(DATA) into $(PREPARED) (newer outputs kept); the versioned corpus into $(GEN)
 	neko prepare all --src $(DATA) --out $(PREPARED)
+	neko prepare corpus unpack --src corpus --out $(GEN)
 
 bench-infer:  ## inference speed: naive vs batched generate vs select on 200 HyPoradise utterances
 	$(PY) eval/bench_infer.py --data $(DATA) $(if $(LIMIT),--limit $(LIMIT))
@@ -126,7 +127,7 @@ OCR_N ?= 1000
 OCR_DEV_N ?= 100
 ASR_GEN = HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 neko prepare asr-nbest --data $(DATA) --out $(GEN) --workers $(WORKERS)
 OCR_GEN = OMP_THREAD_LIMIT=1 neko prepare ocr-lines --data $(DATA) --out $(GEN)
-.PHONY: install-data data data-asr-first data-asr-rest data-ocr data-manifest data-smoke
+.PHONY: install-data data corpus data-asr-first data-asr-rest data-ocr data-manifest data-smoke
 
 install-data:  ## engines for `make data`: Debian TTS/OCR/text packages, then the pinned `data` extra
 	apt-get update -q && apt-get install -y -q espeak-ng sox tesseract-ocr tesseract-ocr-eng wordnet-base fortunes \
@@ -152,6 +153,9 @@ data-ocr:  ## Tesseract n-best lines at severities 1-3, train and dev
 
 data-manifest: prepared  ## manifest of prepared + generated data (task, split, count, 1-best / oracle scores)
 	neko prepare manifest --dirs $(PREPARED) $(GEN) --out $(GEN)/manifest.json
+
+corpus:  ## version the finished generated files of $(GEN) in corpus/ (xz + MANIFEST.json with sha256s)
+	neko prepare corpus pack --src $(GEN) --out corpus
 
 SMOKE ?= $(HOME)/.cache/neko/smoke
 data-smoke:  ## CI-sized: 3 sentences with each engine, then check schema, distinct hypotheses, no HyPoradise test text

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from data_prep import (
     asr_nbest,
+    corpus,
     fce,
     hyporadise,
     icdar2017,
@@ -30,4 +31,5 @@ PREPARERS: dict = {
     "asr-nbest": asr_nbest,
     "ocr-lines": ocr_lines,
     "manifest": mixture,
+    "corpus": corpus,
 }
