@@ -120,6 +120,7 @@ WORKERS ?= 1
 ASR_N ?= 2000
 ASR_FIRST_N ?= 750
 ASR_BASE_N ?= 750
+ASR_TEL_BASE_N ?= 2050
 ASR_PS_N ?= 300
 ASR_DEV_N ?= 125
 ASR_CONDITIONS ?= clean noisy reverb telephone
@@ -141,11 +142,12 @@ data-asr-first:  ## first usable set: Whisper tiny, clean + noisy x 750, then th
 	set -e; for c in clean noisy; do $(ASR_GEN) --condition $$c --n $(ASR_FIRST_N); done
 	set -e; for c in $(ASR_CONDITIONS); do $(ASR_GEN) --condition $$c --split dev --n $(ASR_DEV_N); done
 
-data-asr-rest:  ## Whisper tiny + base on shared audio (2 conditions), tiny to ASR_N in all 4, pocketsphinx (weak)
+data-asr-rest:  ## Whisper tiny + base on shared audio (2 conditions), tiny to ASR_N in all 4, base telephone to ASR_TEL_BASE_N, pocketsphinx
 	set -e; for c in noisy telephone; do \
 		$(ASR_GEN) --condition $$c --recognizer whisper-tiny,whisper-base --n $(ASR_BASE_N); \
 		$(ASR_GEN) --condition $$c --recognizer whisper-base --split dev --n $(ASR_DEV_N); done
 	set -e; for c in $(ASR_CONDITIONS); do $(ASR_GEN) --condition $$c --n $(ASR_N); done
+	$(ASR_GEN) --condition telephone --recognizer whisper-base --n $(ASR_TEL_BASE_N)
 	$(ASR_GEN) --condition clean --recognizer pocketsphinx --n $(ASR_PS_N)
 
 data-ocr:  ## Tesseract n-best lines at severities 1-3, train and dev

@@ -161,6 +161,11 @@ def build_pool(
     return pool, stats
 
 
+# Sources read from the shared data folder: their text is not ours to redistribute, so the versioned corpus
+# (data_prep/corpus.py) leaves out the records made from them; `make data` regenerates them.
+SHARED_SOURCES = frozenset({"wmt22"})
+
+
 def default_pool(data: Path, *, seed: int = 0) -> tuple[list[Sentence], PoolStats]:
     """The pool from the shared data folder (WMT22, HyPoradise blocklist) and the Debian text packages.
 

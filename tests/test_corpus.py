@@ -8,20 +8,22 @@ from pathlib import Path
 
 import pytest
 
-from data_prep.corpus import MANIFEST, check, pack, read_manifest, unpack, versioned_text
-from neko.errors import NekoError
+from data_prep.corpus import MANIFEST, check, pack, read_manifest, read_versioned, unpack
+from data_prep.text_sources import SHARED_SOURCES
+from neko.errors import InputError, NekoError
 from neko.fileio import sha256_file
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _record(i: int, split: str) -> str:
+def _record(i: int, split: str, source: str = "wordnet") -> str:
     return json.dumps(
         {
             "id": f"{split}-{i}",
             "task": "asr",
             "hypotheses": [f"hello world {i}", f"hello word {i}"],
             "references": [f"hello world {i}"],
+            "meta": {"text_source": source},
         }
     )
 
@@ -31,7 +33,7 @@ def generated(tmp_path: Path) -> Path:
     folder = tmp_path / "generated"
     (folder / "parts").mkdir(parents=True)
     for split, n in (("train", 5), ("dev", 2)):
-        text = "".join(_record(i, split) + "\n" for i in range(n))
+        text = "".join(_record(i, split, "wmt22" if i == 1 else "wordnet") + "\n" for i in range(n))
         (folder / f"asr_whisper_tiny_clean.{split}.jsonl").write_text(text)
     (folder / "parts" / "asr_whisper_tiny_clean.train.partial.jsonl").write_text(_record(9, "train") + "\n")
     (folder / "asr_whisper_tiny_clean.calib.jsonl").write_text(
@@ -41,19 +43,21 @@ def generated(tmp_path: Path) -> Path:
     return folder
 
 
-def test_pack_then_unpack_gives_the_same_bytes(generated: Path, tmp_path: Path) -> None:
+def test_pack_then_unpack_gives_the_versioned_records_byte_for_byte(generated: Path, tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"
     files = pack(generated, corpus)
     assert [f.name for f in files] == [
         "asr_whisper_tiny_clean.dev.jsonl",
         "asr_whisper_tiny_clean.train.jsonl",
     ]
-    assert [f.records for f in files] == [2, 5]
+    assert [(f.records, f.left_out) for f in files] == [(1, 1), (4, 1)]  # the WMT22-sourced record stays out
     fresh = tmp_path / "fresh"
     assert unpack(corpus, fresh) == {f.name: "written" for f in files}
     for f in files:
-        assert (fresh / f.name).read_bytes() == (generated / f.name).read_bytes()
+        full = (generated / f.name).read_text().splitlines(keepends=True)
+        assert (fresh / f.name).read_text() == "".join(line for line in full if "wmt22" not in line)
     assert check(corpus, fresh) == {f.name: "identical" for f in files}
+    assert check(corpus, generated) == {f.name: "identical" for f in files}  # a full regeneration agrees
     assert unpack(corpus, fresh) == {f.name: "present" for f in files}
 
 
@@ -103,8 +107,16 @@ def test_the_committed_corpus_matches_its_manifest(tmp_path: Path) -> None:
         assert sha256_file(corpus / entry.xz_name) == entry.xz_sha256, entry.xz_name
     assert set(check(corpus, tmp_path).values()) == {"missing"}
     sample = min(files, key=lambda f: f.bytes)  # decompressing every file costs seconds: the smallest one
-    text = versioned_text(corpus, sample)
+    text = read_versioned(corpus, sample)
     assert text.count(b"\n") == sample.records
     for line in text.splitlines():
         record = json.loads(line)
         assert record["hypotheses"] and record["references"]
+        assert record["meta"]["text_source"] not in SHARED_SOURCES
+
+
+def test_a_broken_line_is_named_with_its_file_and_line(generated: Path, tmp_path: Path) -> None:
+    bad = generated / "asr_whisper_tiny_clean.dev.jsonl"
+    bad.write_text(bad.read_text() + "{not json\n")
+    with pytest.raises(InputError, match=r"asr_whisper_tiny_clean.dev.jsonl.*3"):
+        pack(generated, tmp_path / "corpus")
