@@ -13,7 +13,7 @@ One run, one process, one model, the same utterances for every way:
 Before timing, one untimed correction warms the model up (first-call allocations). Greedy identity compares
 the naive outputs with the batched outputs of the same records. Peak RSS is the process's high-water mark
 (``resource.getrusage``: model loading included; glibc is told to return freed blocks of 128 kB or more
-at once, see ``return_freed_memory``). Model: ``--model PATH``, else the bundled default model
+at once, see ``neko.allocator.return_freed_memory``). Model: ``--model PATH``, else the bundled default model
 (``neko/default_model/``) when installed, else an untrained upcycled SmolLM2 MoE built with the model API
 (``neko.model.io.build_base``); the first output line says which. An untrained model rarely emits EOS, so
 it generates its whole token budget: a worst case for generate, no change for select. The last line is one
@@ -41,23 +41,6 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-
-def return_freed_memory() -> None:
-    """Make glibc serve every allocation of 128 kB or more by its own mmap, unmapped when freed.
-
-    glibc raises that threshold as large blocks are freed, after which activations come from the heap and
-    its freed pages stay in RSS: peak RSS then counts memory the process no longer holds (measured: +230 MB
-    after one forward pass of 8 x 210 tokens). A no-op off glibc.
-    """
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD
-    except (OSError, AttributeError):
-        pass
 
 
 def pick_records(data: Path, n: int, seed: int) -> list:
@@ -166,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    from neko.allocator import return_freed_memory
+
     return_freed_memory()
     records = pick_records(data_dir(args.data), args.n, args.seed)  # before the model: a smaller peak
     corrector, desc = load(args.model)

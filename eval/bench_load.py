@@ -25,7 +25,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 WAYS = ("merged", "shared")
@@ -40,8 +39,7 @@ def child(args: argparse.Namespace) -> None:
     """Load one way, time the forward pass, write logits to ``--logits`` and print one JSON line."""
     import functools
 
-    sys.path.insert(0, str(Path(__file__).parent))
-    from bench_infer import return_freed_memory
+    from neko.allocator import return_freed_memory
 
     return_freed_memory()
     import torch

@@ -2,7 +2,8 @@
 
     python eval/bench_model.py --base smollm2-135m --experts 4 --batch 4 --seq 128 --steps 4 --threads 1
 
-Each variant lives in its own worker process (so that its peak RSS, ``ru_maxrss``, is its own), and the
+Each variant lives in its own worker process (so that its peak RSS, ``ru_maxrss``, is its own; both give
+freed heap pages back after each step, untimed: ``neko.allocator.release_freed_memory``), and the
 parent drives them step by step, alternating: dense, MoE, dense, MoE, ... Only one worker computes at a
 time, and both see the same machine load within a pair, so the median of the per-pair time ratios survives
 a noisy shared machine where whole-run timings do not. A step is the training step `neko train` runs:
@@ -91,6 +92,7 @@ class Worker:
 
     def step(self) -> dict:
         """One training step; its wall time and its CPU time (all of this process's threads) in seconds."""
+        from neko.allocator import release_freed_memory
         from neko.model.routing import task_routing
 
         self.model.train()
@@ -101,7 +103,9 @@ class Worker:
         self.opt.zero_grad()
         loss.backward()
         self.opt.step()
-        return {"wall": time.perf_counter() - start, "cpu": time.process_time() - cpu}
+        times = {"wall": time.perf_counter() - start, "cpu": time.process_time() - cpu}
+        release_freed_memory()  # untimed: peak RSS = what a step holds, not pages glibc kept from earlier ones
+        return times
 
     def finish(self) -> dict:
         """Peak RSS so far and, for the shared MoE, the largest logit difference to the fused forward."""
