@@ -23,8 +23,8 @@ lint:
 PREPARED ?= $(HOME)/.cache/neko/prepared
 .PHONY: prepared
 prepared:  ## records of every dataset in $(DATA) into $(PREPARED) (newer outputs kept); the versioned corpus into $(GEN)
-	neko prepare all --src $(DATA) --out $(PREPARED)
 	neko prepare corpus unpack --src corpus --out $(GEN)
+	neko prepare all --src $(DATA) --out $(PREPARED)
 
 bench-infer:  ## inference speed: naive vs batched generate vs select on 200 HyPoradise utterances
 	$(PY) eval/bench_infer.py --data $(DATA) $(if $(LIMIT),--limit $(LIMIT))
