@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import signal
 import statistics
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -175,6 +176,13 @@ class _Run:
         self._setup_model(resume)
         self.scheduler = self._schedule(self.tc.max_steps)
         self.sampler = build_sampler(self.tc, self.tokenizer)
+        if self.accelerator.is_main_process:
+            mixture = self.sampler.source.mixture
+            shares = ", ".join(
+                f"{s.name} {len(s.records)} ({p:.0%})"
+                for s, p in zip(mixture.sources, mixture.probs, strict=True)
+            )
+            print(f"training mixture (records, share of draws): {shares}", file=sys.stderr, flush=True)
         self.model, self.optimizer = self.accelerator.prepare(self.model, self.optimizer)
         self.inner = self.accelerator.unwrap_model(self.model)
         model = config.model
