@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import hashlib
 import json
 import lzma
 from dataclasses import asdict, dataclass
@@ -63,8 +64,6 @@ class CorpusFile:
 
 
 def _sha256_bytes(data: bytes) -> str:
-    import hashlib
-
     return hashlib.sha256(data).hexdigest()
 
 
@@ -123,10 +122,9 @@ def pack(generated: str | Path, corpus: str | Path, patterns: tuple[str, ...] = 
         if known and known.sha256 == digest and (corpus / known.xz_name).is_file():
             continue
         packed = lzma.compress(text, format=lzma.FORMAT_XZ, preset=PRESET)
-        atomic_write(corpus / (path.name + ".xz"), packed)
-        files[path.name] = CorpusFile(
-            path.name, text.count(b"\n"), left_out, digest, _sha256_bytes(packed), len(text)
-        )
+        entry = CorpusFile(path.name, text.count(b"\n"), left_out, digest, _sha256_bytes(packed), len(text))
+        atomic_write(corpus / entry.xz_name, packed)
+        files[path.name] = entry
     rows = [asdict(files[name]) for name in sorted(files)]
     atomic_write(corpus / MANIFEST, json.dumps({"format": 1, "files": rows}, indent=1) + "\n")
     return [files[name] for name in sorted(files)]
@@ -146,32 +144,31 @@ def read_versioned(corpus: Path, entry: CorpusFile) -> bytes:
     return text
 
 
+def _cache_state(generated: Path, entry: CorpusFile) -> str:
+    """``missing``, ``identical`` or ``differs``: the cache's copy of one versioned file."""
+    target = generated / entry.name
+    if not target.is_file():
+        return "missing"
+    return "identical" if _cache_sha256(target) == entry.sha256 else "differs"
+
+
 def unpack(corpus: str | Path, generated: str | Path) -> dict[str, str]:
-    """Write every versioned file into ``generated``; returns name -> ``written``, ``present`` (same bytes
-    already there) or ``kept`` (a different file already there: left as it was)."""
+    """Write every versioned file the cache lacks into ``generated``; returns name -> ``written``,
+    ``present`` (same records already there) or ``kept`` (a different file already there: left as it was)."""
     corpus, generated = Path(corpus), Path(generated)
     generated.mkdir(parents=True, exist_ok=True)
     states = {}
     for entry in read_manifest(corpus):
-        target = generated / entry.name
-        if target.is_file():
-            states[entry.name] = "present" if _cache_sha256(target) == entry.sha256 else "kept"
-            continue
-        atomic_write(target, read_versioned(corpus, entry))
-        states[entry.name] = "written"
+        state = _cache_state(generated, entry)
+        if state == "missing":
+            atomic_write(generated / entry.name, read_versioned(corpus, entry))
+        states[entry.name] = {"missing": "written", "identical": "present", "differs": "kept"}[state]
     return states
 
 
 def check(corpus: str | Path, generated: str | Path) -> dict[str, str]:
     """For each versioned file: ``identical``, ``differs`` or ``missing`` in ``generated``."""
-    states = {}
-    for entry in read_manifest(corpus):
-        target = Path(generated) / entry.name
-        if not target.is_file():
-            states[entry.name] = "missing"
-        else:
-            states[entry.name] = "identical" if _cache_sha256(target) == entry.sha256 else "differs"
-    return states
+    return {entry.name: _cache_state(Path(generated), entry) for entry in read_manifest(corpus)}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -2,6 +2,18 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+
+
+def _glibc() -> ctypes.CDLL | None:
+    """The C library when it is glibc (it has ``mallopt`` and ``malloc_trim``), else None."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+    return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
+
 
 def return_freed_memory() -> None:
     """Make glibc serve every allocation of 128 kB or more by its own mmap, unmapped when freed.
@@ -12,14 +24,9 @@ def return_freed_memory() -> None:
     training step of SmolLM2 on 4 x 128 tokens took 1.4x as long, so training benchmarks use
     `release_freed_memory` between steps instead. A no-op off glibc.
     """
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    libc = _glibc()
+    if libc is not None:
         libc.mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD
-    except (OSError, AttributeError):
-        pass
 
 
 def release_freed_memory() -> None:
@@ -27,10 +34,6 @@ def release_freed_memory() -> None:
     timed steps, outside the timing. Without it the peak RSS of repeated training steps keeps rising (measured:
     a SmolLM2 MoE at 4 x 128 tokens, 2.5 GiB after one step and 4.4 GiB after five; 2.9 GiB with a trim after
     each step). A no-op off glibc."""
-    import ctypes
-    import ctypes.util
-
-    try:
-        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
