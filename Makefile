@@ -92,12 +92,13 @@ RUN ?= $(HOME)/.cache/neko/runs/neko-tiny
 default-model:  ## ship the trained parts of $(RUN)/final (LoRA + routers, float16) as neko/default_model
 	neko export $(RUN)/final --out neko/default_model --trained-only
 
-# Dev data only: generated ASR/OCR dev splits, HyPoradise's ATIS *train* split, JFLEG dev, and WMT22 uk-en
-# (held out of neko-tiny's training mixture). No test split takes part.
-CALIBRATION_DEV = $(GEN)/asr_*.dev.jsonl $(PREPARED)/hyporadise_atis_train.jsonl $(GEN)/ocr_*.dev.jsonl \
+# Dev data only: generated ASR/OCR dev splits (piper voices, as in training), the dev part of HyPoradise's
+# ATIS *train* file (its fit part is trained on), JFLEG dev, and WMT22 uk-en (held out of neko-tiny's
+# training mixture). No test split takes part.
+CALIBRATION_DEV = $(GEN)/asr_*.dev.jsonl $(PREPARED)/hyporadise_atis_train_dev.jsonl $(GEN)/ocr_*.dev.jsonl \
 	$(PREPARED)/jfleg_dev.jsonl $(PREPARED)/wmt22_uk-en.jsonl
 calibrate-default:  ## fit the bundled model's auto-mode guard per task on dev data (writes neko/default_model/neko_config.json)
-	neko calibrate $(CALIBRATION_DEV) --limit $(or $(LIMIT),30) --threads 2 --write
+	neko calibrate $(CALIBRATION_DEV) --exclude 'voice=espeak:*' --limit $(or $(LIMIT),40) --threads 2 --write
 
 train-tiny:  ## train the small NeKo MoE on CPU (~2 h; resumable: make train-tiny ARGS=--resume)
 	neko train configs/neko-tiny.yaml $(ARGS)

@@ -28,6 +28,18 @@ def prepare_hyporadise(
     return write_prepared("hyporadise", out, read_hyporadise(src, dataset, counts=counts), counts)
 
 
+def prepare_hyporadise_part(src: str | os.PathLike, out: str | os.PathLike, part: str) -> PrepareReport:
+    """One part of a HyPoradise *training* file: ``dev`` = the seeded records that ``neko adapt`` carves off
+    as its dev split (``neko.train.adapt.split_dev``: 10%, at most 200, seed 0), ``fit`` = the rest. A recipe
+    trains on ``fit`` and calibrates on ``dev``, so no record is both."""
+    from neko.train.adapt import split_dev
+
+    counts: Counter = Counter()
+    fit, dev = split_dev(list(read_hyporadise(src, counts=counts)))
+    counts["records"] = 0  # counted again as they are written
+    return write_prepared("hyporadise", out, {"fit": fit, "dev": dev}[part], counts)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``neko prepare hyporadise``."""
     add_io_arguments(parser, "a HyPoradise .json file, e.g. ../shared/data/hyporadise/test_chime4.json")

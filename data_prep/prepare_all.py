@@ -1,6 +1,7 @@
 """``neko prepare all``: convert every dataset present in the data folder, make-like.
 
-Outputs get fixed names in OUT_DIR (``hyporadise_<set>.jsonl``, ``wmt22_<pair>.jsonl``,
+Outputs get fixed names in OUT_DIR (``hyporadise_<set>.jsonl``, and for a training file also
+``hyporadise_<set>_fit.jsonl`` / ``_dev.jsonl``, its disjoint training and dev parts; ``wmt22_<pair>.jsonl``,
 ``overproof_dataset2.jsonl``, ``icdar2017.jsonl``, ``fce_<split>.jsonl``, ``jfleg_<split>.jsonl``). An output
 newer than all of its inputs and than the reader's own source file is up to date and is not rebuilt, so a
 second run does nothing; ``--force`` rebuilds everything. Absent sources are skipped with a note.
@@ -60,6 +61,10 @@ def plan(data: str | os.PathLike) -> tuple[list[Job], list[str]]:
         for path in sorted((data / "hyporadise").glob("*.json")):
             name = f"hyporadise_{hyporadise.dataset_name(path)}"
             jobs.append(Job(name, [path], partial(hyporadise.prepare_hyporadise, path), _src(hyporadise)))
+            if path.name.startswith("train_"):  # a training file: also its fit / dev parts (for recipes)
+                for part in ("fit", "dev"):
+                    make = partial(hyporadise.prepare_hyporadise_part, path, part=part)
+                    jobs.append(Job(f"{name}_{part}", [path], make, _src(hyporadise)))
     for year in ("wmt22", "wmt23"):
         if present(data / "wmt" / year):
             for pair in wmt.available_pairs(data / "wmt" / year):

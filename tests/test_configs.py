@@ -32,10 +32,13 @@ def test_recipe_loads_and_round_trips(path: Path, tmp_path: Path) -> None:
     assert isinstance(config, RunConfig) and config.train.data
     for source in config.train.data + config.train.dev:
         assert "test" not in Path(source.path).name, f"{path}: a test split in training or dev data"
-    if "indomain" not in path.name:
-        assert not any("hyporadise" in s.path for s in config.train.data), (
-            f"{path}: HyPoradise in a zero-shot recipe"
-        )
+    # HyPoradise only as a training file's fit part (its dev part is held out for dev and calibration).
+    for source in config.train.data:
+        if "hyporadise" in source.path:
+            assert source.path.endswith("_train_fit.jsonl"), f"{path}: {source.path} is not a fit part"
+            assert "in domain" in path.read_text().lower(), (
+                f"{path}: trains on HyPoradise, must say in domain"
+            )
     saved = save_config(config, tmp_path / "config.yaml")
     assert load_config(saved) == config
 

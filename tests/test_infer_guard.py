@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from neko.errors import ConfigError
 from neko.infer.guard import GuardConfig, calibrate_guard, guard_output, harmful_edit_rate, judge
 
 HYPS = ["turn of the lights in the kitchen", "turn off the lights in the kitchen"]
@@ -103,3 +104,22 @@ def test_calibration_with_margins_is_never_worse_than_the_first_hypothesis():
     # Every change wrong: the guard learns to always fall back, and matches the first hypothesis.
     config, _ = calibrate_guard(["x y z"] * 3, hyps, refs, margins=[9.0, 9.0, 9.0], margin_grid=(0.0,))
     assert config.min_margin == float("inf")
+
+
+def test_calibration_dev_records_can_leave_out_a_condition(tmp_path):
+    from neko.commands.calibrate import parse_exclude
+    from neko.infer.calibrate import read_dev
+    from neko.records import Record, write_records
+
+    records = [
+        Record(
+            id=f"r{i}", task="asr", dataset="dev", hypotheses=["a"], references=["a"], meta={"voice": voice}
+        )
+        for i, voice in enumerate(["espeak:en", "piper:en_US", "piper:en_GB"])
+    ]
+    write_records(tmp_path / "dev.jsonl", records)
+    exclude = parse_exclude(["voice=espeak:*"])
+    by_task, _ = read_dev([str(tmp_path / "dev.jsonl")], exclude=exclude)
+    assert [r.id for r in by_task["asr"]] == ["r1", "r2"]
+    with pytest.raises(ConfigError, match="KEY=GLOB"):
+        parse_exclude(["voice"])

@@ -47,10 +47,20 @@ def test_prepare_all_prints_table(fixtures, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "skipped" in printed and "wmt" in printed  # absent sources are named
     assert "hyporadise_chime4" in printed and "jfleg_test" in printed and "written" in printed
-    assert sorted(p.name for p in out.iterdir())[:2] == [
+    assert sorted(p.name for p in out.iterdir())[:4] == [
         "hyporadise_atis.jsonl",
         "hyporadise_atis_train.jsonl",
+        "hyporadise_atis_train_dev.jsonl",
+        "hyporadise_atis_train_fit.jsonl",
     ]
+    # A training file also gets two disjoint parts that together hold each of its records once.
+    ids = {
+        part: [r.id for r in read_records(out / f"hyporadise_atis_train_{part}.jsonl")]
+        for part in ("fit", "dev")
+    }
+    whole = [r.id for r in read_records(out / "hyporadise_atis_train.jsonl")]
+    assert ids["dev"] and not set(ids["fit"]) & set(ids["dev"])
+    assert sorted(ids["fit"] + ids["dev"]) == sorted(whole)
     assert main(["prepare", "all", "--src", str(data), "--out", str(out), "--quiet"]) == 0
     assert "written" not in capsys.readouterr().out.split("records", 1)[1]
 

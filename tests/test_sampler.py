@@ -96,6 +96,26 @@ def test_mixture_epoch_is_a_permutation(tmp_path: Path) -> None:
     assert first != second  # a new shuffle each epoch
 
 
+def test_exclude_leaves_out_records_by_meta(tmp_path: Path) -> None:
+    voices = ["espeak:en+f2", "piper:en_US-lessac", "espeak:en-029", "piper:en_GB-alan", None]
+    records = [
+        Record(
+            id=f"r{i}",
+            task="asr",
+            dataset="voices",
+            hypotheses=["a b"],
+            references=["a b"],
+            meta={"voice": v} if v else {},
+        )
+        for i, v in enumerate(voices)
+    ]
+    path = tmp_path / "voices.jsonl"
+    write_records(path, records)
+    kept = open_source(str(path), exclude={"voice": "espeak:*"}).records
+    assert sorted(kept[i].id for i in range(len(kept))) == ["r1", "r3", "r4"]  # no meta key: kept
+    assert len(open_source(str(path)).records) == 5
+
+
 def test_mixture_rejects_missing_and_duplicate_sources(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="matches no file"):
         open_source(str(tmp_path / "nothing_*.jsonl"))

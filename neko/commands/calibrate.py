@@ -14,7 +14,8 @@ HELP = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """DEV..., --model, --limit, --seed, --batch-size, --threads, --write, --confidence, --json, --no-extras."""
+    """DEV..., --model, --limit, --seed, --batch-size, --threads, --write, --confidence, --exclude, --json,
+    --no-extras."""
     parser.add_argument("dev", nargs="+", help="dev record files (JSONL with references; globs allowed)")
     parser.add_argument(
         "--model", default=default(calibrate, "model"), help="model folder (default: the bundled model)"
@@ -42,6 +43,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=default(calibrate, "confidence"),
         help="share of bootstrap samples of the dev records on which the guard must beat the first "
         "hypothesis, or it always falls back (e.g. 0.95 for a small dev set; 0 = no check)",
+    )
+    parser.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="KEY=GLOB",
+        help="leave out dev records whose meta KEY matches GLOB, e.g. voice='espeak:*' (repeatable)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object per task")
     parser.add_argument(
@@ -76,6 +84,19 @@ def _printer(as_json: bool):
     return show
 
 
+def parse_exclude(items: list[str]) -> dict[str, str]:
+    """``["voice=espeak:*"]`` -> ``{"voice": "espeak:*"}``; an item without ``=`` is a ConfigError."""
+    from neko.errors import ConfigError
+
+    pairs = {}
+    for item in items:
+        key, sep, pattern = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--exclude {item!r} is not KEY=GLOB")
+        pairs[key] = pattern
+    return pairs
+
+
 def run(args: argparse.Namespace) -> int:
     """Calibrate (``neko.infer.calibrate.calibrate``), print each task's result, say what was written."""
     import sys
@@ -91,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
         write=args.write,
         report=_printer(args.json),
         confidence=args.confidence,
+        exclude=parse_exclude(args.exclude),
     )
     if outcome.written is not None:
         print(

@@ -290,20 +290,24 @@ def _vouch(task: str, records: Sequence[Record], gated: list[str], first: list[s
 
 
 def read_dev(
-    patterns: Sequence[str], limit: int | None = None, seed: int = 0
+    patterns: Sequence[str],
+    limit: int | None = None,
+    seed: int = 0,
+    exclude: Mapping[str, str] | None = None,
 ) -> tuple[dict[str, list[Record]], dict[str, list[str]]]:
-    """The dev records with references of ``patterns`` (files or globs; a seeded pick of at most ``limit``
-    per file), by task, and the files each task's records came from. A file without any reference, or a
-    task without a metric, is a NekoError."""
+    """The dev records with references of ``patterns`` (files or globs; those whose meta matches
+    ``exclude``, ``{meta key: glob}``, left out; then a seeded pick of at most ``limit`` per file), by task,
+    and the files each task's records came from. A file without any such record, or a task without a
+    metric, is a NekoError."""
     from neko.errors import NekoError
     from neko.records import read_records
     from neko.tasks import TASKS
-    from neko.train.mixture import expand_paths
+    from neko.train.mixture import excluded, expand_paths
 
     by_task: dict[str, list[Record]] = {}
     sources: dict[str, list[str]] = {}
     for path in [path for pattern in patterns for path in expand_paths(pattern)]:
-        records = [r for r in read_records(path) if r.references]
+        records = [r for r in read_records(path) if r.references and not excluded(r.meta, exclude or {})]
         if not records:
             raise NekoError(f"{path}: no record with a reference to calibrate on")
         for record in sample_records(records, limit, seed):
@@ -361,6 +365,7 @@ def calibrate(
     write: bool = False,
     report: Callable[[TaskCalibration], None] | None = None,
     confidence: float = 0.0,
+    exclude: Mapping[str, str] | None = None,
 ) -> Calibration:
     """Calibrate the ``auto`` decision of ``model`` (default: the bundled one) on the dev files ``dev``.
 
@@ -375,10 +380,11 @@ def calibrate(
         report: called with each task's result as soon as it is fitted.
         confidence: the share of bootstrap samples of the dev records on which a task's guard must beat the
             first hypotheses, or it always falls back (``calibrate_task``); 0 = no such check.
+        exclude: ``{meta key: glob}`` of dev records to leave out (as a training recipe's ``exclude``).
     """
     from neko.infer.corrector import Corrector, default_model_dir
 
-    by_task, sources = read_dev(dev, limit, seed)
+    by_task, sources = read_dev(dev, limit, seed, exclude)
     model_dir = model or default_model_dir()
     corrector = Corrector.from_pretrained(model_dir, threads=threads)
     results = calibrate_tasks(

@@ -25,7 +25,7 @@ from neko.train.sampler import DynamicBucketingSampler, estimate_bucket_edges
 
 def build_mixture(sources: list[DataSource], alpha: float, seed: int) -> Mixture:
     """The seeded mixture of the recipe's data sources."""
-    opened = [source for s in sources for source in open_sources(s.path, s.name, s.weight)]
+    opened = [source for s in sources for source in open_sources(s.path, s.name, s.weight, s.exclude)]
     return Mixture(opened, alpha=alpha, seed=seed)
 
 

@@ -29,11 +29,13 @@ MixedPrecision = Literal["no", "bf16", "fp16"]
 
 @dataclass
 class DataSource:
-    """One dataset of the mixture: a JSONL path or glob (``~`` allowed), an optional name and weight."""
+    """One dataset of the mixture: a JSONL path or glob (``~`` allowed), an optional name and weight, and
+    ``exclude``: ``{meta key: glob}`` of records to leave out (``{voice: "espeak:*"}``)."""
 
     path: str
     name: str | None = None
     weight: float = 1.0
+    exclude: dict[str, str] | None = None
 
 
 @dataclass
@@ -177,6 +179,10 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
         if value is None and type(None) in typing.get_args(hint):
             return None
         (hint,) = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) is dict:
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise ConfigError(f"{where}: expected a mapping of strings, got {value!r}")
+        return {str(k): v for k, v in value.items()}
     if hint is float and not isinstance(value, bool):
         # PyYAML follows YAML 1.1, where ``3e-4`` (no dot) is a string: accept it as the float it means.
         try:

@@ -16,7 +16,7 @@ from neko.records import Record, read_records
 from neko.tasks import encode_prompt
 from neko.train.batching import collate
 from neko.train.config import TrainConfig
-from neko.train.mixture import expand_paths
+from neko.train.mixture import excluded, expand_paths
 
 _BATCH = 8  # rows of a dev-loss batch (sorted by length, so padding stays small)
 
@@ -29,6 +29,8 @@ def load_dev(train: TrainConfig) -> tuple[list[Record], list[Record]]:
     decode_set: list[Record] = []
     for source in train.dev:
         records = [r for path in expand_paths(source.path) for r in read_records(path) if r.references]
+        if source.exclude:
+            records = [r for r in records if not excluded(r.meta, source.exclude)]
         loss_set += rng.sample(records, min(train.dev_loss_size, len(records)))
         decode_set += rng.sample(records, min(train.dev_size, len(records)))
     return loss_set, decode_set

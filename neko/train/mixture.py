@@ -10,10 +10,11 @@ stream exactly.
 
 from __future__ import annotations
 
+import fnmatch
 import glob
 import os
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,10 +33,22 @@ def expand_paths(pattern: str | os.PathLike) -> list[Path]:
     return paths
 
 
-class LazyRecords:
-    """The records of one or more JSONL files, indexed by byte offset and read (and validated) on demand."""
+def excluded(meta: Mapping[str, Any] | None, exclude: Mapping[str, str]) -> bool:
+    """Whether a record's ``meta`` matches any ``key: glob`` of ``exclude`` (``fnmatch``, on the value's str)."""
+    meta = meta or {}
+    return any(
+        key in meta and fnmatch.fnmatchcase(str(meta[key]), pattern) for key, pattern in exclude.items()
+    )
 
-    def __init__(self, paths: list[Path]) -> None:
+
+class LazyRecords:
+    """The records of one or more JSONL files, indexed by byte offset and read (and validated) on demand.
+
+    With ``exclude`` (``{meta key: glob}``), every line is parsed once while indexing and the records whose
+    ``meta`` matches are left out of the index (e.g. ``{"voice": "espeak:*"}``).
+    """
+
+    def __init__(self, paths: list[Path], exclude: Mapping[str, str] | None = None) -> None:
         self.paths = paths
         self._index: list[tuple[int, int, int]] = []  # (file number, byte offset, 1-based line)
         for number, path in enumerate(paths):
@@ -43,9 +56,18 @@ class LazyRecords:
                 offset, line_no = 0, 0
                 for line in handle:
                     line_no += 1
-                    if line.strip():
+                    if line.strip() and not (exclude and self._matches(line, path, line_no, exclude)):
                         self._index.append((number, offset, line_no))
                     offset += len(line)
+
+    @staticmethod
+    def _matches(line: bytes, path: Path, line_no: int, exclude: Mapping[str, str]) -> bool:
+        import json
+
+        try:
+            return excluded(json.loads(line.decode("utf-8")).get("meta"), exclude)
+        except (ValueError, UnicodeDecodeError, AttributeError) as exc:
+            raise InputError(str(path), line_no, str(exc)) from None
 
     def __len__(self) -> int:
         return len(self._index)
@@ -155,16 +177,21 @@ class Mixture:
         self._orders = [None] * len(self.sources)
 
 
-def open_source(path: str, name: str | None = None, weight: float = 1.0) -> MixtureSource:
-    """A mixture source from a path or glob; the name defaults to the stem of the first file."""
+def open_source(
+    path: str, name: str | None = None, weight: float = 1.0, exclude: Mapping[str, str] | None = None
+) -> MixtureSource:
+    """A mixture source from a path or glob (records whose meta matches ``exclude`` left out); the name
+    defaults to the stem of the first file."""
     paths = expand_paths(path)
-    return MixtureSource(name=name or paths[0].stem, records=LazyRecords(paths), weight=weight)
+    return MixtureSource(name=name or paths[0].stem, records=LazyRecords(paths, exclude), weight=weight)
 
 
-def open_sources(path: str, name: str | None = None, weight: float = 1.0) -> list[MixtureSource]:
+def open_sources(
+    path: str, name: str | None = None, weight: float = 1.0, exclude: Mapping[str, str] | None = None
+) -> list[MixtureSource]:
     """The mixture sources of one recipe entry: a named entry is one source over every file it matches; an
     unnamed glob is one source per file (named by its stem), so that each generated condition is its own
     dataset in the mixture without listing files that may not exist yet."""
     if name is not None:
-        return [open_source(path, name, weight)]
-    return [open_source(str(p), None, weight) for p in expand_paths(path)]
+        return [open_source(path, name, weight, exclude)]
+    return [open_source(str(p), None, weight, exclude) for p in expand_paths(path)]
