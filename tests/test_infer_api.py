@@ -125,15 +125,18 @@ def test_select_never_returns_an_mt_candidate_the_prompt_hides():
     corrector = make("select")
     assert corrector.config.max_hypotheses > get_task("mt").max_shown == 4
     prepared = prepare(corrector.tokenizer, Record(dataset="d", **record), corrector.config)
-    assert prepared.shown == shown_for(prepared.record, corrector.config) == [0, 1, 2, 3]
-    assert prepared.truncated and all(
-        c in get_task("mt").build_prompt(prepared.record) for c in candidates[:4]
-    )
+    shown = shown_for(Record(dataset="d", **record), corrector.config)
+    assert prepared.shown == shown and len(set(shown)) == 4
+    prompt = get_task("mt").build_prompt(prepared.record)
+    assert prepared.truncated and all(candidates[i] in prompt for i in shown)
+    # The prompt lists them in the shown order (the view is not ranked again).
+    assert [prompt.index(candidates[i]) for i in shown] == sorted(prompt.index(candidates[i]) for i in shown)
     # Whatever the random model prefers, the answer is one of the four candidates the prompt listed.
     for hidden_best in range(6):
         rotated = {**record, "hypotheses": candidates[hidden_best:] + candidates[:hidden_best]}
         out = corrector.correct_many([rotated])[0]
-        assert out.index is not None and out.index < 4 and len(out.scores) == 4
+        visible = shown_for(Record(dataset="d", **rotated), corrector.config)
+        assert out.index in visible and len(out.scores) == 4
 
 
 def test_route_task_forces_the_expert():

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from neko.errors import ConfigError
 from neko.records import Record
 from neko.tasks import IGNORE_INDEX, TASKS, encode_example, encode_prompt, get_task
+from neko.tasks.base import SHOWN_IN_ORDER
 
 RECORDS = {
     "asr": Record(
@@ -94,3 +97,26 @@ def test_record_without_reference_is_an_error(tokenizer) -> None:
     record = Record("x", "gec", "fce", ["a"])
     with pytest.raises(ValueError, match="no reference"):
         encode_example(tokenizer, record, 64)
+
+
+def test_mt_candidates_without_scores_are_shown_most_central_first():
+    from neko.baselines.mbr import mbr_select
+
+    candidates = [
+        "a dog barked",  # the odd one out, first in the (system-name) order
+        "the cat sat on a mat",
+        "the cat sat on the mat",
+        "the cat sat on the mat",  # two systems agree: a vote
+        "the cat is on the mat",
+        "cat sat mat",
+        "the cat was sitting on the mat",
+    ]
+    record = Record(id="s", task="mt", dataset="wmt", hypotheses=candidates, source="src")
+    mt = get_task("mt")
+    shown = mt.shown_indices(record)
+    assert len(shown) == 4 and shown[0] == mbr_select(candidates) == 2  # first shown = the chrF MBR pick
+    assert 0 not in shown and 3 not in shown  # the outlier and the duplicate are not shown
+    # Scores are a ranking of their own: kept. So is a record marked as already in shown order.
+    assert mt.shown_indices(replace(record, scores=[0.0] * 7)) == [0, 1, 2, 4]
+    assert mt.shown_indices(replace(record, meta={SHOWN_IN_ORDER: True})) == [0, 1, 2, 4]
+    assert mt.build_prompt(record).splitlines()[2] == f"1. {candidates[2]}"

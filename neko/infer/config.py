@@ -30,7 +30,8 @@ class InferConfig:
         num_beams: 1 = greedy decoding; more = beam search.
         max_hypotheses: n-best size shown in the prompt (and scored by ``select``), never more than the
             task's own cap (``Task.max_shown``: 4 MT candidates); longer lists keep their first (best)
-            entries, as in training.
+            entries, as in training (MT candidates without scores are first ranked by chrF consensus:
+            ``MtTask.shown_indices``).
         max_hypothesis_tokens: each hypothesis (and the source) is cut to this many tokens before the prompt
             is built, so a 10,000-character input cannot overflow the model.
         max_prompt_tokens: hard cap of the prompt; a longer one keeps its head and tail (instruction and the

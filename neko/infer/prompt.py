@@ -14,7 +14,7 @@ from typing import Any
 from neko.infer.config import InferConfig
 from neko.records import Record
 from neko.tasks import encode_prompt, get_task
-from neko.tasks.base import distinct_indices
+from neko.tasks.base import SHOWN_IN_ORDER
 
 
 @dataclass
@@ -64,11 +64,10 @@ def _task_prompt(tokenizer: Any, record: Record) -> list[int]:
 
 
 def shown_for(record: Record, config: InferConfig) -> list[int]:
-    """Indices of the hypotheses the prompt of ``record`` shows, and so the only ones ``select`` may return:
-    the first distinct ones, at most ``config.max_hypotheses`` and at most the task's own cap (MT shows 4)."""
-    cap = get_task(record.task).max_shown
-    limit = config.max_hypotheses if cap is None else min(config.max_hypotheses, cap)
-    return distinct_indices(record.hypotheses, limit)
+    """Indices of the hypotheses the prompt of ``record`` shows, in prompt order, and so the only ones
+    ``select`` may return: the task's choice (``Task.shown_indices``: the first distinct ones; MT without
+    scores: the most central by chrF), at most ``config.max_hypotheses`` and the task's own cap (MT: 4)."""
+    return get_task(record.task).shown_indices(record, config.max_hypotheses)
 
 
 def prepare(tokenizer: Any, record: Record, config: InferConfig) -> Prepared:
@@ -84,7 +83,10 @@ def prepare(tokenizer: Any, record: Record, config: InferConfig) -> Prepared:
         source, cut = _cut(tokenizer, source, config.max_hypothesis_tokens)
         truncated |= cut
     scores = [record.scores[i] for i in shown] if record.scores is not None else None
-    view = replace(record, hypotheses=texts, source=source, scores=scores)
+    # The view lists the shown hypotheses in the order chosen above; a task that ranks them (MT by
+    # consensus) must not rank this subset again.
+    meta = {**record.meta, SHOWN_IN_ORDER: True}
+    view = replace(record, hypotheses=texts, source=source, scores=scores, meta=meta)
     prompt_ids = _task_prompt(tokenizer, view)
     limit = config.max_prompt_tokens
     if len(prompt_ids) > limit:

@@ -19,6 +19,10 @@ from dataclasses import dataclass
 from neko.records import Record
 
 
+# meta key of a record whose hypotheses are already the shown ones in prompt order (a task must not reorder them).
+SHOWN_IN_ORDER = "shown_in_order"
+
+
 def distinct_indices(texts: list[str], limit: int | None = None) -> list[int]:
     """Indices of the first ``limit`` (all when None) distinct texts, whitespace collapsed, in order.
 
@@ -34,11 +38,6 @@ def distinct_indices(texts: list[str], limit: int | None = None) -> list[int]:
             seen.add(key)
             out.append(index)
     return out
-
-
-def dedupe(texts: list[str], limit: int | None = None) -> list[str]:
-    """The first ``limit`` distinct texts (all when None), whitespace collapsed, in order."""
-    return [" ".join(texts[i].split()) for i in distinct_indices(texts, limit)]
 
 
 def numbered(texts: list[str]) -> str:
@@ -78,9 +77,15 @@ class Task:
         """The task-specific middle of the prompt."""
         raise NotImplementedError
 
+    def shown_indices(self, record: Record, limit: int | None = None) -> list[int]:
+        """Indices of the hypotheses the prompt lists, in prompt order: the first ``max_shown`` distinct ones
+        (fewer with ``limit``). The one place that decides what the model sees and ``select`` may return."""
+        cap = self.max_shown if limit is None else min(limit, self.max_shown or limit)
+        return distinct_indices(record.hypotheses, cap)
+
     def shown(self, record: Record) -> list[str]:
-        """The hypotheses the prompt lists: the first ``max_shown`` distinct ones, whitespace collapsed."""
-        return dedupe(record.hypotheses, self.max_shown)
+        """The hypotheses the prompt lists (``shown_indices``), whitespace collapsed."""
+        return [" ".join(record.hypotheses[i].split()) for i in self.shown_indices(record)]
 
     def build_prompt(self, record: Record) -> str:
         """The full prompt for a record, ending with the answer cue (no trailing space)."""

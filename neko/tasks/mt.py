@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from neko.records import Record
-from neko.tasks.base import Task, numbered
+from neko.tasks.base import SHOWN_IN_ORDER, Task, distinct_indices, numbered
 
 # Four candidates: WMT22 lists hold 9-14 systems, and each candidate is a full sentence (~30-40 tokens), so
 # four keep the prompt near 200 tokens while still showing the model where systems disagree.
@@ -14,7 +14,27 @@ MAX_CANDIDATES = 4
 
 @dataclass(frozen=True)
 class MtTask(Task):
-    """Translation candidate fusion: the source line, then up to 4 de-duplicated candidates, numbered."""
+    """Translation candidate fusion: the source line, then up to 4 de-duplicated candidates, numbered, the
+    most central first (``shown_indices``)."""
+
+    def shown_indices(self, record: Record, limit: int | None = None) -> list[int]:
+        """The candidates to show, most central first. MT candidates without ``scores`` are the outputs of
+        several systems in no particular order (``neko prepare wmt``: sorted by system name), so they are
+        ranked as an n-best would be: by their mean sentence chrF against every other candidate (chrF MBR,
+        ``neko.baselines.mbr``; duplicates count as votes, ties keep the given order). The prompt then shows
+        the 4 candidates the others agree with most, and the first of them is the MBR choice. Candidates with
+        scores keep their order, and so do those of a record marked ``meta[SHOWN_IN_ORDER]`` (the shown view
+        that ``neko.infer.prompt.prepare`` builds is already in this order)."""
+        cap = self.max_shown if limit is None else min(limit, self.max_shown or limit)
+        hypotheses = record.hypotheses
+        if record.scores is not None or len(hypotheses) < 2 or record.meta.get(SHOWN_IN_ORDER):
+            return distinct_indices(hypotheses, cap)
+        from neko.baselines.mbr import pairwise_chrf
+
+        matrix = pairwise_chrf(hypotheses)
+        means = [(sum(row) - row[i]) / (len(row) - 1) for i, row in enumerate(matrix)]
+        order = sorted(range(len(hypotheses)), key=lambda i: -means[i])  # stable: ties keep the given order
+        return [order[k] for k in distinct_indices([hypotheses[i] for i in order], cap)]
 
     def body(self, record: Record) -> str:
         """``Source: ...`` then the numbered candidates (the source is omitted when unknown)."""
