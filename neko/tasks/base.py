@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 from neko.records import Record
 
-
 # meta key of a record whose hypotheses are already the shown ones in prompt order (a task must not reorder them).
 SHOWN_IN_ORDER = "shown_in_order"
 
