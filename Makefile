@@ -95,11 +95,13 @@ default-model:  ## ship the trained parts of $(RUN)/final (LoRA + routers, float
 # Dev data only: generated ASR/OCR dev splits (piper voices, as in training), the dev part of HyPoradise's
 # ATIS *train* file (its fit part is trained on), JFLEG dev, and WMT22 uk-en (held out of neko-tiny's
 # training mixture). No test split takes part. As in `neko adapt`, a task's guard or fusion is kept only when it
-# beats the first hypotheses on 95% of bootstrap samples of its dev records (--confidence 0.95).
+# beats the first hypotheses on 95% of bootstrap samples of its dev records (--confidence 0.95). Fusion weighs the
+# hypotheses and the generated text (--no-extras): confusion-network paths would add a beam search to every ASR
+# correction a user runs; constrained generation is a table row of its own.
 CALIBRATION_DEV = $(GEN)/asr_*.dev.jsonl $(PREPARED)/hyporadise_atis_train_dev.jsonl $(GEN)/ocr_*.dev.jsonl \
 	$(PREPARED)/jfleg_dev.jsonl $(PREPARED)/wmt22_uk-en.jsonl
 calibrate-default:  ## fit the bundled model's auto-mode guard per task on dev data (writes neko/default_model/neko_config.json)
-	neko calibrate $(CALIBRATION_DEV) --exclude 'voice=espeak:*' --limit $(or $(LIMIT),40) --confidence 0.95 --threads 2 --write
+	neko calibrate $(CALIBRATION_DEV) --exclude 'voice=espeak:*' --limit $(or $(LIMIT),40) --confidence 0.95 --no-extras --threads 2 --write
 
 train-tiny:  ## train the small NeKo MoE on CPU (~2 h; resumable: make train-tiny ARGS=--resume)
 	neko train configs/neko-tiny.yaml $(ARGS)
