@@ -24,6 +24,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
+from neko.allocator import release_freed_memory
 from neko.train.batching import build_sampler, collate, rank_batches
 from neko.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from neko.train.config import RunConfig, config_to_dict, save_config
@@ -309,6 +310,9 @@ class _Run:
         with _StopFlag() as stop:
             while self.step < tc.max_steps:
                 sums, lr, elapsed = self.optimiser_step()
+                # Batches of ever-different shapes leave glibc's heap full of freed blocks it keeps: measured
+                # here, a neko-tiny run's RSS grew 9.3 -> 12.8 GB in 20 steps without this (untimed).
+                release_freed_memory()
                 self._fit_budget(elapsed)
                 self._log(sums, lr, elapsed)
                 self.bar.update(1)
