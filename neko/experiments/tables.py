@@ -30,10 +30,9 @@ class TableSpec:
 
 TABLES: dict[str, TableSpec] = {
     "hyporadise": TableSpec(
-        "1. HyPoradise ASR correction: corpus WER (%)",
-        "The bundled NeKo-tiny trains on the fit part of HyPoradise's ATIS train file, so its ATIS column is in "
-        "domain; every other set is zero-shot (none of its data in training). Lower is better. o_nb and o_cp "
-        "use the reference (oracles, upper bounds of selection and of recombination).",
+        "1. HyPoradise zero-shot ASR correction: corpus WER (%)",
+        "No HyPoradise data is used in training (zero-shot). Lower is better. o_nb and o_cp use the reference "
+        "(oracles, upper bounds of selection and of recombination).",
         ("wer",),
     ),
     "wmt23": TableSpec(
