@@ -34,10 +34,11 @@ def prepare_hyporadise_part(src: str | os.PathLike, out: str | os.PathLike, part
     trains on ``fit`` and calibrates on ``dev``, so no record is both."""
     from neko.train.adapt import split_dev
 
-    counts: Counter = Counter()
-    fit, dev = split_dev(list(read_hyporadise(src, counts=counts)))
-    counts["records"] = 0  # counted again as they are written
-    return write_prepared("hyporadise", out, {"fit": fit, "dev": dev}[part], counts)
+    fit, dev = split_dev(list(read_hyporadise(src)))
+    records = {"fit": fit, "dev": dev}[part]
+    with_scores = sum(r.scores is not None for r in records)  # the reader's counts, for this part only
+    counts = Counter(with_scores=with_scores, without_scores=len(records) - with_scores)
+    return write_prepared("hyporadise", out, records, counts)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,13 +1,17 @@
-"""How this process's allocator returns freed memory to the system, for the benchmarks that report peak RSS."""
+"""How this process's allocator returns freed memory to the system: for the benchmarks that report peak RSS,
+and for training, which trims the heap after every optimiser step."""
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 
 
+@functools.cache
 def _glibc() -> ctypes.CDLL | None:
-    """The C library when it is glibc (it has ``mallopt`` and ``malloc_trim``), else None."""
+    """The C library when it is glibc (it has ``mallopt`` and ``malloc_trim``), else None; looked up once
+    (``find_library`` runs ``ldconfig``), since training calls `release_freed_memory` every step."""
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
     except OSError:

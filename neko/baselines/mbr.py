@@ -38,12 +38,17 @@ def pairwise_chrf(candidates: Sequence[str], metric: CHRF | None = None) -> list
     return [[score(a, b) for b in ids] for a in ids]
 
 
+def consensus(candidates: Sequence[str], metric: CHRF | None = None) -> list[float]:
+    """Each candidate's mean chrF against every OTHER candidate (duplicates included); at least 2 candidates."""
+    matrix = pairwise_chrf(candidates, metric)
+    return [(sum(row) - row[i]) / (len(row) - 1) for i, row in enumerate(matrix)]
+
+
 def mbr_select(candidates: Sequence[str], metric: CHRF | None = None) -> int:
     """Index of the candidate with the highest mean chrF against the other candidates (earliest on ties)."""
     if not candidates:
         raise ValueError("no candidates to choose from")
     if len(candidates) == 1:
         return 0
-    matrix = pairwise_chrf(candidates, metric)
-    means = [(sum(row) - row[i]) / (len(row) - 1) for i, row in enumerate(matrix)]
+    means = consensus(candidates, metric)
     return means.index(max(means))

@@ -79,8 +79,11 @@ class Task:
     def shown_indices(self, record: Record, limit: int | None = None) -> list[int]:
         """Indices of the hypotheses the prompt lists, in prompt order: the first ``max_shown`` distinct ones
         (fewer with ``limit``). The one place that decides what the model sees and ``select`` may return."""
-        cap = self.max_shown if limit is None else min(limit, self.max_shown or limit)
-        return distinct_indices(record.hypotheses, cap)
+        return distinct_indices(record.hypotheses, self.shown_cap(limit))
+
+    def shown_cap(self, limit: int | None = None) -> int | None:
+        """How many hypotheses the prompt shows at most: ``max_shown``, lowered to ``limit`` when given."""
+        return self.max_shown if limit is None else min(limit, self.max_shown or limit)
 
     def shown(self, record: Record) -> list[str]:
         """The hypotheses the prompt lists (``shown_indices``), whitespace collapsed."""

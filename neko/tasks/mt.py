@@ -25,16 +25,14 @@ class MtTask(Task):
         the 4 candidates the others agree with most, and the first of them is the MBR choice. Candidates with
         scores keep their order, and so do those of a record marked ``meta[SHOWN_IN_ORDER]`` (the shown view
         that ``neko.infer.prompt.prepare`` builds is already in this order)."""
-        cap = self.max_shown if limit is None else min(limit, self.max_shown or limit)
         hypotheses = record.hypotheses
         if record.scores is not None or len(hypotheses) < 2 or record.meta.get(SHOWN_IN_ORDER):
-            return distinct_indices(hypotheses, cap)
-        from neko.baselines.mbr import pairwise_chrf
+            return super().shown_indices(record, limit)
+        from neko.baselines.mbr import consensus
 
-        matrix = pairwise_chrf(hypotheses)
-        means = [(sum(row) - row[i]) / (len(row) - 1) for i, row in enumerate(matrix)]
+        means = consensus(hypotheses)
         order = sorted(range(len(hypotheses)), key=lambda i: -means[i])  # stable: ties keep the given order
-        return [order[k] for k in distinct_indices([hypotheses[i] for i in order], cap)]
+        return [order[k] for k in distinct_indices([hypotheses[i] for i in order], self.shown_cap(limit))]
 
     def body(self, record: Record) -> str:
         """``Source: ...`` then the numbered candidates (the source is omitted when unknown)."""
