@@ -100,8 +100,8 @@ default-model:  ## ship the trained parts of $(RUN)/final (LoRA + routers, float
 # correction a user runs; constrained generation is a table row of its own.
 CALIBRATION_DEV = $(GEN)/asr_*.dev.jsonl $(PREPARED)/hyporadise_atis_train_dev.jsonl $(GEN)/ocr_*.dev.jsonl \
 	$(PREPARED)/jfleg_dev.jsonl $(PREPARED)/wmt22_uk-en.jsonl
-calibrate-default:  ## fit the bundled model's auto-mode guard per task on dev data (writes neko/default_model/neko_config.json)
-	neko calibrate $(CALIBRATION_DEV) --exclude 'voice=espeak:*' --limit $(or $(LIMIT),40) --confidence 0.95 --no-extras --threads 2 --write
+calibrate-default:  ## fit the bundled model's auto-mode guard per task on dev data (writes neko/default_model/neko_config.json; MODEL=DIR: another model folder)
+	neko calibrate $(CALIBRATION_DEV) --exclude 'voice=espeak:*' --limit $(or $(LIMIT),40) --confidence 0.95 --no-extras --threads 2 --write $(if $(MODEL),--model $(MODEL))
 
 train-tiny:  ## train the small NeKo MoE on CPU (~2 h; resumable: make train-tiny ARGS=--resume)
 	neko train configs/neko-tiny.yaml $(ARGS)

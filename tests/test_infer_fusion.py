@@ -221,6 +221,49 @@ def test_extra_sources_are_named_and_can_be_left_out():
     np.testing.assert_array_equal(plain.features, same.features)
 
 
+def test_weights_for_records_without_scores_are_stored_and_chosen_by_the_record():
+    unscored = FusionWeights({"lm": 1.0})
+    weights = FusionWeights({"recog": 2.0, "new": 0.5}, unscored=unscored)
+    assert weights.for_record(scored=True) is weights and weights.for_record(scored=False) is unscored
+    assert FusionWeights.from_dict(json.loads(json.dumps(weights.to_dict()))) == weights
+    assert FusionWeights({"lm": 1.0}).for_record(scored=False) == FusionWeights({"lm": 1.0})
+    with pytest.raises(ConfigError, match="task_fusion.unscored"):
+        FusionWeights.from_dict({"lm": 1.0, "unscored": {"bogus": 1.0}})
+
+
+def test_calibration_fits_separate_weights_for_records_without_scores():
+    from dataclasses import replace
+
+    from neko.infer.calibrate import calibrate_task
+    from neko.records import Record
+
+    # The recogniser's scores point at the right hypothesis (the second): scored records can use them,
+    # records without scores cannot, and get weights fitted with the scores removed.
+    records = [
+        Record(
+            id=str(i),
+            task="asr",
+            dataset="dev",
+            hypotheses=[f"turn of the lights {w}", f"turn off the lights {w}"],
+            scores=[-2.0, -0.5],
+            references=[f"turn off the lights {w}"],
+        )
+        for i, w in enumerate(["now", "again", "today", "please"])
+    ]
+    corrector = tiny_corrector()
+    result = calibrate_task(corrector, "asr", records, batch_size=2, sources=())
+    assert result.fused == 0.0 and result.fusion.weights.get("recog", 0.0) > 0.0
+    unscored = result.fusion.unscored
+    assert unscored is not None and "recog" not in unscored.weights
+    assert result.fused_unscored is not None and result.summary()["fused_unscored"] == result.fused_unscored
+    auto = tiny_corrector(task_fusion={"asr": result.fusion})
+    assert [c.text for c in auto.correct_many(records)] == [r.references[0] for r in records]
+    bare = [replace(r, scores=None) for r in records]
+    corrections = auto.correct_many(bare)
+    sets = auto.score_candidates(bare, [c.generated for c in corrections])
+    assert [c.text for c in corrections] == [s.texts[unscored.pick(s.features)[0]] for s in sets]
+
+
 def test_constrained_paths_join_the_candidates_when_they_help():
     from neko.infer.calibrate import calibrate_task
     from neko.records import Record

@@ -80,6 +80,11 @@ def _printer(as_json: bool):
                 f"weights {summary['fusion']}; auto will use the {result.decision} "
                 f"({'fused' if result.uses_fusion else 'guarded'} is the better dev figure, ties to the guard)"
             )
+        if result.fused_unscored is not None:
+            print(
+                f"{result.task}: fused without recogniser scores {result.fused_unscored:.4f} (the weights for "
+                "records that carry none, fitted on the same records with their scores removed)"
+            )
 
     return show
 

@@ -60,6 +60,8 @@ class TaskCalibration:
         confidence: with a required confidence, the share of bootstrap samples of the dev records on which
             the fitted guard beat the first hypotheses (``neko.infer.significance``); below the requirement
             the guard always falls back, and ``guarded`` is the first hypotheses' figure.
+        fused_unscored: the metric of the fusion fitted on the same records with their recogniser scores
+            removed (``FusionWeights.unscored``; None when no record had scores).
     """
 
     task: str
@@ -78,6 +80,7 @@ class TaskCalibration:
     fusion_harmful_edit_rate: float | None = None
     higher_is_better: bool = False
     confidence: float | None = None
+    fused_unscored: float | None = None
 
     @property
     def uses_fusion(self) -> bool:
@@ -107,6 +110,7 @@ class TaskCalibration:
             "fused": self.fused,
             "fusion_fallback_rate": self.fusion_fallback_rate,
             "fusion_harmful_edit_rate": self.fusion_harmful_edit_rate,
+            "fused_unscored": self.fused_unscored,
             "fusion": self.fusion.to_dict() if self.fusion is not None else None,
             "decision": self.decision,
         }
@@ -150,6 +154,13 @@ def _candidates(
     # Generate mode: the plain generated text, whatever guard or fusion the model holds now.
     corrections = corrector.correct_many(records, batch_size=batch_size, mode="generate", progress=progress)
     outputs = [c.text for c in corrections]
+    return (outputs, *_scored_sets(corrector, records, outputs, batch_size, sources))
+
+
+def _scored_sets(
+    corrector: Any, records: Sequence[Record], outputs: list[str], batch_size: int, sources: Sequence[str]
+) -> tuple[list[list[str]], list[CandidateSet]]:
+    """(shown hypotheses, scored candidate sets) of ``records`` with the generated ``outputs``."""
     hypotheses = [[r.hypotheses[i] for i in shown_for(r, corrector.config)] for r in records]
     sets = [
         # A hypothesis candidate is returned whole, as ``auto`` does (the prompt may show it cut).
@@ -162,7 +173,7 @@ def _candidates(
             strict=True,
         )
     ]
-    return outputs, hypotheses, sets
+    return hypotheses, sets
 
 
 def _fit_fusion(
@@ -219,6 +230,12 @@ def calibrate_task(
     fused_outputs = [s.texts[p] for s, p in zip(sets, picks, strict=True)]
     # Fusion must pass the same test as the guard before auto may use it.
     vouched = not confidence or _vouch(task, records, fused_outputs, first) >= confidence
+    fused_unscored = None
+    if any(r.scores is not None for r in records):
+        unscored, fused_unscored = _fit_unscored(
+            corrector, task, records, outputs, batch_size, sources, confidence
+        )
+        fusion = replace(fusion, unscored=unscored)
     return TaskCalibration(
         task=task,
         n=len(records),
@@ -236,7 +253,50 @@ def calibrate_task(
         fusion_harmful_edit_rate=harmful_edit_rate(fused_outputs, hypotheses, references, task),
         higher_is_better=higher_is_better,
         confidence=share,
+        fused_unscored=fused_unscored,
     )
+
+
+def _fit_unscored(
+    corrector: Any,
+    task: str,
+    records: Sequence[Record],
+    outputs: list[str],
+    batch_size: int,
+    sources: Sequence[str],
+    confidence: float,
+) -> tuple[FusionWeights, float]:
+    """The fusion weights for records without recogniser scores (``FusionWeights.unscored``), fitted on
+    ``records`` with their scores removed, and their dev figure; "first hypothesis" unless they are strictly
+    better than it there (and, with ``confidence``, vouched for as in ``calibrate_task``)."""
+    _, higher_is_better = task_target(task)
+    sign = -1.0 if higher_is_better else 1.0
+    score = task_score(task, records)
+    bare = [replace(r, scores=None) for r in records]
+    # A task may show other hypotheses without scores (MT ranks them by consensus): its prompt changes there.
+    outputs = list(outputs)
+    again = [
+        i
+        for i, (r, b) in enumerate(zip(records, bare, strict=True))
+        if _shown(corrector, r) != _shown(corrector, b)
+    ]
+    if again:
+        redone = corrector.correct_many([bare[i] for i in again], batch_size=batch_size, mode="generate")
+        for i, correction in zip(again, redone, strict=True):
+            outputs[i] = correction.text
+    hypotheses, sets = _scored_sets(corrector, bare, outputs, batch_size, sources)
+    fusion, sets = _fit_fusion(sets, lambda outs: sign * score(outs), sources)
+    picked = [s.texts[fusion.pick(s.features)[0]] for s in sets]
+    first = [h[0] for h in hypotheses]
+    better = sign * score(picked) < sign * score(first)
+    if not better or (confidence and _vouch(task, records, picked, first) < confidence):
+        fusion = FusionWeights.first()
+    return fusion, score(picked)
+
+
+def _shown(corrector: Any, record: Record) -> list[int]:
+    """The indices of the hypotheses the prompt of ``record`` shows."""
+    return shown_for(record, corrector.config)
 
 
 def _fit_guard(
@@ -442,6 +502,8 @@ def write_task_guards(
         if result.fused is not None:
             notes[result.task]["fused"] = round(result.fused, 6)
             notes[result.task]["fusion_fallback_rate"] = round(result.fusion_fallback_rate or 0.0, 6)
+        if result.fused_unscored is not None:
+            notes[result.task]["fused_unscored"] = round(result.fused_unscored, 6)
     if not fusion:
         del data["task_fusion"]
     file.write_text(json.dumps(data, indent=2) + "\n")

@@ -11,7 +11,7 @@ from typing import Any
 from neko.errors import ConfigError, NekoError
 from neko.infer.config import InferConfig, check_mode
 from neko.infer.correction import Correction
-from neko.infer.fusion import EXTRA_SOURCES, CandidateSet, candidate_set
+from neko.infer.fusion import EXTRA_SOURCES, CandidateSet, FusionWeights, candidate_set
 from neko.infer.generate import generate_all, length_batches
 from neko.infer.guard import GuardConfig, changes_first, guard_output, judge
 from neko.infer.prompt import Prepared, answer_ids, new_token_budget, prepare
@@ -370,16 +370,20 @@ class Corrector:
         if mode != "auto" or not self.config.task_fusion:
             return sets
         need = [j for j in range(len(part)) if recs[indices[j]].task in self.config.task_fusion]
-        wanted = [self.config.task_fusion[recs[indices[j]].task].extras for j in need]
+        wanted = [self._fusion_of(recs[indices[j]]).extras for j in need]
         more = self._source_texts([part[j] for j in need], wanted)
         found = self._candidate_sets([part[j] for j in need], [texts[j] for j in need], more, batch_size)
         for j, candidates in zip(need, found, strict=True):
             sets[j] = candidates
         return sets
 
+    def _fusion_of(self, rec: Record) -> FusionWeights:
+        """The fusion weights that decide ``rec``: its task's, for a record with or without scores."""
+        return self.config.task_fusion[rec.task].for_record(rec.scores is not None)
+
     def _fused_correction(self, rec: Record, p: Prepared, text: str, candidates: CandidateSet) -> Correction:
         """The ``auto`` result of one record under its task's fusion weights: the fused argmax."""
-        best, fused = self.config.task_fusion[rec.task].pick(candidates.features)
+        best, fused = self._fusion_of(rec).pick(candidates.features)
         shown = candidates.hypothesis[best]
         return Correction(
             # A hypothesis comes back whole (the prompt may show it cut to the token budget).

@@ -85,11 +85,18 @@ EXTRA_SOURCES: dict[str, Callable[..., list[list[str]]]] = {"constrained": const
 
 @dataclass
 class FusionWeights:
-    """One task's log-linear weights over ``FEATURES`` (raw feature units; a missing feature weighs 0), and
-    the sources of extra candidates (``EXTRA_SOURCES``) its decisions include."""
+    """One task's log-linear weights over ``FEATURES`` (raw feature units; a missing feature weighs 0), the
+    sources of extra candidates (``EXTRA_SOURCES``) its decisions include, and the weights for records
+    without recogniser scores (``unscored``; None: these weights serve them too).
+
+    A record without ``scores`` has no ``recog`` evidence (0 for every candidate, so a new text loses the
+    penalty of the list's lowest score) and uniform confusion-network votes: weights fitted on scored dev
+    records would over-trust new text there. ``neko calibrate`` therefore fits ``unscored`` on the same dev
+    records with their scores removed whenever they carry scores."""
 
     weights: dict[str, float]
     extras: tuple[str, ...] = ()
+    unscored: FusionWeights | None = None
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.weights) - set(FEATURES))
@@ -104,12 +111,17 @@ class FusionWeights:
         """The weights that always return the first hypothesis (the best rank wins)."""
         return cls({"rank": 1.0})
 
+    def for_record(self, scored: bool) -> FusionWeights:
+        """The weights that decide a record with (``scored``) or without recogniser scores."""
+        return self if scored or self.unscored is None else self.unscored
+
     @classmethod
     def from_dict(cls, data: object, where: str = "task_fusion") -> FusionWeights:
-        """Weights from a dict ``feature -> number``, plus an optional ``extras`` list of source names (e.g.
-        one task of ``neko_config.json``'s ``task_fusion``)."""
+        """Weights from a dict ``feature -> number``, plus an optional ``extras`` list of source names and an
+        optional ``unscored`` dict of the same form (e.g. one task of ``neko_config.json``'s ``task_fusion``)."""
         data = dict(data) if isinstance(data, dict) else None
         extras = data.pop("extras", []) if data is not None else []
+        unscored = data.pop("unscored", None) if data is not None else None
         if (
             data is None
             or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in data.values())
@@ -120,15 +132,22 @@ class FusionWeights:
                 f"{where}: fusion weights must map feature names to numbers (and 'extras' to source names)"
             )
         try:
-            return cls({str(k): float(v) for k, v in data.items()}, tuple(extras))
+            return cls(
+                {str(k): float(v) for k, v in data.items()},
+                tuple(extras),
+                cls.from_dict(unscored, f"{where}.unscored") if unscored is not None else None,
+            )
         except ConfigError as exc:
             raise ConfigError(f"{where}: {exc}") from exc
 
     def to_dict(self) -> dict[str, Any]:
-        """The non-zero weights, in ``FEATURES`` order, and ``extras`` when there are any (JSON-ready)."""
+        """The non-zero weights, in ``FEATURES`` order, ``extras`` when there are any and ``unscored`` when
+        set (JSON-ready)."""
         out: dict[str, Any] = {n: self.weights[n] for n in FEATURES if self.weights.get(n, 0.0) != 0.0}
         if self.extras:
             out["extras"] = list(self.extras)
+        if self.unscored is not None:
+            out["unscored"] = self.unscored.to_dict()
         return out
 
     def vector(self) -> np.ndarray:
