@@ -111,3 +111,17 @@ def test_missing_model_skips_the_row(tmp_path, toy):
     result = run_experiment(config, prepared)
     assert "model not found" in result["datasets"]["hyporadise_toy"]["skipped"]
     write_result(result, tmp_path / "r.json")
+
+
+def test_overproof_columns_keep_their_name_and_efficiency_ratios_get_a_plot(tmp_path):
+    from neko.experiments.tables import _label
+
+    assert _label("overproof_dataset3") == "Overproof dataset3"
+    assert _label("hyporadise_atis") == "atis" and _label("wmt23_zh-en") == "zh-en"
+    results = tmp_path / "results"
+    (results / "efficiency").mkdir(parents=True)
+    bench = {"summary": {"batched_speedup": 1.7, "padding_naive": 0.5, "moe_dense_time_ratio": 1.3}}
+    (results / "efficiency" / "infer.json").write_text(json.dumps(bench))
+    out = render_results(results, tmp_path / "docs" / "RESULTS.md", "make tables")
+    assert "![efficiency](plots/efficiency.png)" in out.read_text()
+    assert (tmp_path / "docs" / "plots" / "efficiency.png").stat().st_size > 0

@@ -17,6 +17,8 @@ from neko.metrics import ERROR_RATES, TASK_METRICS
 # Error rates are stored as fractions and shown as percent; quoted figures are stored as printed.
 PERCENT = ERROR_RATES
 PREFIXES = ("hyporadise_", "wmt23_", "overproof_", "jfleg_")
+# Prefixes whose datasets keep the collection's name in their label (``dataset3`` alone names nothing).
+NAMED = {"overproof_": "Overproof"}
 
 
 @dataclass(frozen=True)
@@ -69,9 +71,12 @@ def load_results(results_dir: str | os.PathLike) -> dict[str, list[dict[str, Any
 
 
 def _label(dataset: str) -> str:
+    """A dataset's column name: its benchmark prefix dropped, except where the rest would not say whose
+    data it is (``overproof_dataset3`` -> ``Overproof dataset3``)."""
     for prefix in PREFIXES:
         if dataset.startswith(prefix):
-            return dataset[len(prefix) :]
+            rest = dataset[len(prefix) :]
+            return f"{NAMED[prefix]} {rest}" if prefix in NAMED else rest
     return dataset
 
 
@@ -190,6 +195,42 @@ def render_efficiency(results_dir: str | os.PathLike) -> str:
     return "\n".join(lines + [""] + commands + [""])
 
 
+def _ratios(results_dir: str | os.PathLike) -> list[tuple[str, float]]:
+    """``(benchmark: figure, value)`` of every ratio of the benchmark files (figures named ``*ratio*`` or
+    ``*speedup*``): the comparisons against the naive way that the efficiency plot shows."""
+    found = []
+    for path in sorted(Path(results_dir, "efficiency").glob("*.json")):
+        summary = json.loads(path.read_text(encoding="utf-8")).get("summary", {})
+        for key, value in summary.items():
+            if ("ratio" in key or "speedup" in key) and isinstance(value, (int, float)):
+                found.append((f"{path.stem}: {key}", float(value)))
+    return found
+
+
+def plot_efficiency(results_dir: str | os.PathLike, out: str | os.PathLike) -> Path | None:
+    """Horizontal bars of the benchmark ratios (``_ratios``) against 1 (= the naive way) saved as a PNG."""
+    ratios = _ratios(results_dir)
+    if not ratios:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 0.5 * len(ratios) + 1.5))
+    ax.barh([name for name, _ in ratios], [value for _, value in ratios])
+    ax.axvline(1.0, color="black", linewidth=1)
+    ax.set_xlabel("ratio against the naive way (1 = same)")
+    ax.set_title("Efficiency: measured ratios of the benchmark scripts", fontsize=10)
+    ax.tick_params(axis="y", labelsize=8)
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100, metadata={"Software": None})
+    plt.close(fig)
+    return out
+
+
 def plot_table(name: str, rows: list[dict[str, Any]], out: str | os.PathLike) -> Path | None:
     """Grouped bars (one group per column, one bar per row; quoted rows hatched) saved as a PNG."""
     import matplotlib
@@ -243,6 +284,9 @@ def render_results(results_dir: str | os.PathLike, out: str | os.PathLike, comma
         if plot:
             parts += [f"![{name}](plots/{plot.name})", ""]
     parts.append(render_efficiency(results_dir))
+    plot = plot_efficiency(results_dir, out.parent / "plots" / "efficiency.png")
+    if plot:
+        parts += [f"![efficiency](plots/{plot.name})", ""]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(parts).rstrip() + "\n", encoding="utf-8")
     return out
