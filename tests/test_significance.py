@@ -95,3 +95,22 @@ def test_a_guard_that_wins_on_one_lucky_record_always_falls_back_when_confidence
     fixed = [r.references[0] for r in records]
     kept, _, share = _fit_guard("asr", records, fixed, hypotheses, margins, GuardConfig(), 0.95)
     assert share == 1.0 and kept.min_margin < float("inf")
+
+
+def test_a_decision_must_help_on_every_dev_source_not_only_on_their_pool():
+    from neko.infer.calibrate import _vouch
+    from neko.records import Record
+
+    refs = [f"turn off the lights in room {i}" for i in range(40)]
+    records = [
+        Record(id=str(i), task="asr", dataset="a" if i < 20 else "b", hypotheses=["x"], references=[ref])
+        for i, ref in enumerate(refs)
+    ]
+    first = [r.replace("off", "of") if i < 20 else r for i, r in enumerate(refs)]
+    # Source a: every error fixed; source b: one record made worse. The pool gains 19 errors.
+    gated = [*refs[:20], *refs[20:39], refs[39].replace("lights", "light")]
+    assert _vouch("asr", records, gated, first) == 0.0
+    one_source = [
+        Record(id=r.id, task="asr", dataset="a", hypotheses=["x"], references=r.references) for r in records
+    ]
+    assert _vouch("asr", one_source, gated, first) == 1.0

@@ -41,8 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--confidence",
         type=float,
         default=default(calibrate, "confidence"),
-        help="share of bootstrap samples of the dev records on which the guard must beat the first "
-        "hypothesis, or it always falls back (e.g. 0.95 for a small dev set; 0 = no check)",
+        help="share of bootstrap samples of the dev records of every dev source (record dataset) on which "
+        "the guard or fusion must beat the first hypothesis, or it is not used (e.g. 0.95 for a small dev "
+        "set; 0 = no check)",
     )
     parser.add_argument(
         "--exclude",

@@ -58,8 +58,9 @@ class TaskCalibration:
         fusion_harmful_edit_rate: the harmful-edit rate of the fused picks.
         higher_is_better: the direction of ``metric``.
         confidence: with a required confidence, the share of bootstrap samples of the dev records on which
-            the fitted guard beat the first hypotheses (``neko.infer.significance``); below the requirement
-            the guard always falls back, and ``guarded`` is the first hypotheses' figure.
+            the fitted guard beat the first hypotheses (``neko.infer.significance``), the lowest over the dev
+            sources (``_vouch``); below the requirement the guard always falls back, and ``guarded`` is the
+            first hypotheses' figure.
         fused_unscored: the metric of the fusion fitted on the same records with their recogniser scores
             removed (``FusionWeights.unscored``; None when no record had scores).
     """
@@ -203,9 +204,10 @@ def calibrate_task(
     guard thresholds and fusion weights (``progress`` counts generated records).
 
     ``confidence`` > 0 asks the dev set to vouch for the guard and for fusion: unless the guarded outputs
-    beat the first hypotheses on at least that share of bootstrap samples of the records, the guard always
-    falls back, and fusion is dropped on the same test (a gate fitted on a few dozen records otherwise picks
-    thresholds or weights that won by chance).
+    beat the first hypotheses on at least that share of bootstrap samples of the records of every dev source
+    (``Record.dataset``), the guard always falls back, and fusion is dropped on the same test (a gate fitted
+    on a few dozen records otherwise picks thresholds or weights that won by chance, or that won on the pool
+    of sources by one source's gain).
 
     Fusion is fitted without extra candidates and, when ``sources`` names any (``fusion.EXTRA_SOURCES``:
     by default all, i.e. the confusion-network paths of ``constrained`` for ASR), with them; the extras
@@ -336,17 +338,36 @@ def _fit_guard(
 
 
 def _vouch(task: str, records: Sequence[Record], gated: list[str], first: list[str]) -> float:
-    """Share of bootstrap samples of ``records`` on which ``gated`` beats ``first`` (``gate_confidence``)."""
+    """How surely the dev records say that ``gated`` beats ``first``: the share of bootstrap samples on which
+    it does (``gate_confidence``), taken within each dev source (records of one ``dataset``) and the lowest
+    of them returned. A decision must help on every source, not only on their pool: the guarantee a user
+    needs is per dataset (a zero-shot set must not get worse), and a pooled gain can be one source's large
+    gain over another's loss."""
     from neko.infer.significance import gate_confidence
     from neko.metrics import score_corpus
 
     metric, higher_is_better = task_target(task)
+    sources: dict[str, list[int]] = {}
+    for i, record in enumerate(records):
+        sources.setdefault(record.dataset, []).append(i)
+    shares = []
+    for rows in sources.values():
+        part = [records[i] for i in rows]
 
-    def score(sample: Sequence[int], outputs: Sequence[str]) -> float:
-        return float(score_corpus(task, list(outputs), [records[i] for i in sample])[metric])
+        def score(sample: Sequence[int], outputs: Sequence[str], part: list[Record] = part) -> float:
+            return float(score_corpus(task, list(outputs), [part[i] for i in sample])[metric])
 
-    references = [r.references[0] for r in records]
-    return gate_confidence(task, score, gated, first, references, higher_is_better)
+        shares.append(
+            gate_confidence(
+                task,
+                score,
+                [gated[i] for i in rows],
+                [first[i] for i in rows],
+                [r.references[0] for r in part],
+                higher_is_better,
+            )
+        )
+    return min(shares)
 
 
 def read_dev(
