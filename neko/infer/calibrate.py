@@ -279,8 +279,8 @@ def _fit_unscored(
     outputs = list(outputs)
     again = [
         i
-        for i, (r, b) in enumerate(zip(records, bare, strict=True))
-        if _shown(corrector, r) != _shown(corrector, b)
+        for i, r in enumerate(records)
+        if shown_for(r, corrector.config) != shown_for(bare[i], corrector.config)
     ]
     if again:
         redone = corrector.correct_many([bare[i] for i in again], batch_size=batch_size, mode="generate")
@@ -294,11 +294,6 @@ def _fit_unscored(
     if not better or (confidence and _vouch(task, records, picked, first) < confidence):
         fusion = FusionWeights.first()
     return fusion, score(picked)
-
-
-def _shown(corrector: Any, record: Record) -> list[int]:
-    """The indices of the hypotheses the prompt of ``record`` shows."""
-    return shown_for(record, corrector.config)
 
 
 def _fit_guard(
