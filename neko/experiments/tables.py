@@ -196,6 +196,27 @@ def render_efficiency(results_dir: str | os.PathLike) -> str:
     return "\n".join(lines + [""] + commands + [""])
 
 
+def _pyplot() -> Any:
+    """matplotlib's pyplot on the file-only Agg backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, out: str | os.PathLike) -> Path:
+    """Lay ``fig`` out tightly and write it as a PNG (no software stamp, so reruns give the same bytes), close
+    it, return the path."""
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100, metadata={"Software": None})
+    _pyplot().close(fig)
+    return out
+
+
 def _ratios(results_dir: str | os.PathLike) -> list[tuple[str, float]]:
     """``(benchmark: figure, value)`` of every ratio of the benchmark files (figures named ``*ratio*`` or
     ``*speedup*``): the comparisons against the naive way that the efficiency plot shows."""
@@ -213,32 +234,19 @@ def plot_efficiency(results_dir: str | os.PathLike, out: str | os.PathLike) -> P
     ratios = _ratios(results_dir)
     if not ratios:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 0.5 * len(ratios) + 1.5))
     ax.barh([name for name, _ in ratios], [value for _, value in ratios])
     ax.axvline(1.0, color="black", linewidth=1)
     ax.set_xlabel("ratio against the naive way (1 = same)")
     ax.set_title("Efficiency: measured ratios of the benchmark scripts", fontsize=10)
     ax.tick_params(axis="y", labelsize=8)
-    fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100, metadata={"Software": None})
-    plt.close(fig)
-    return out
+    return _save(fig, out)
 
 
 def plot_table(name: str, rows: list[dict[str, Any]], out: str | os.PathLike) -> Path | None:
     """Grouped bars (one group per column, one bar per row; quoted rows hatched) saved as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     spec = TABLES.get(name, TableSpec(name, ""))
     columns = _columns(spec, [r for r in rows if not r.get("quoted")]) or _columns(spec, rows)
     if not columns:
@@ -255,12 +263,7 @@ def plot_table(name: str, rows: list[dict[str, Any]], out: str | os.PathLike) ->
     ax.set_xticklabels([f"{_label(d)}\n{m}" if multi else _label(d) for d, m in columns], fontsize=8)
     ax.set_title(spec.title, fontsize=10)
     ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100, metadata={"Software": None})
-    plt.close(fig)
-    return out
+    return _save(fig, out)
 
 
 def render_results(results_dir: str | os.PathLike, out: str | os.PathLike, command: str) -> Path:
