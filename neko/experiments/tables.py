@@ -170,10 +170,17 @@ def _figure(value: Any) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
-def render_efficiency(results_dir: str | os.PathLike) -> str:
-    """Table 6 from the benchmark scripts' JSON files in ``results/efficiency/`` (measured, so it varies)."""
-    files = sorted(Path(results_dir, "efficiency").glob("*.json"))
-    if not files:
+def _benchmarks(results_dir: str | os.PathLike) -> list[tuple[str, dict[str, Any]]]:
+    """``(benchmark name, its JSON)`` of each file in ``results/efficiency/``, by name."""
+    return [
+        (path.stem, json.loads(path.read_text(encoding="utf-8")))
+        for path in sorted(Path(results_dir, "efficiency").glob("*.json"))
+    ]
+
+
+def render_efficiency(benches: list[tuple[str, dict[str, Any]]]) -> str:
+    """Table 6 from the benchmark scripts' JSON files (``_benchmarks``; measured, so it varies)."""
+    if not benches:
         return ""
     lines = [
         "### 6. Efficiency",
@@ -183,16 +190,15 @@ def render_efficiency(results_dir: str | os.PathLike) -> str:
     ]
     lines += ["| benchmark | figure | value |", "|---|---|---|"]
     commands = []
-    for path in files:
-        bench = json.loads(path.read_text(encoding="utf-8"))
+    for name, bench in benches:
         for key, value in bench.get("summary", {}).items():
             if isinstance(value, dict):  # e.g. corrections_per_s: one row per way
                 for sub, sub_value in value.items():
-                    lines.append(f"| {path.stem} | {key}: {sub} | {_figure(sub_value)} |")
+                    lines.append(f"| {name} | {key}: {sub} | {_figure(sub_value)} |")
             else:
-                lines.append(f"| {path.stem} | {key} | {_figure(value)} |")
+                lines.append(f"| {name} | {key} | {_figure(value)} |")
         if bench.get("command"):
-            commands.append(f"- {path.stem}: `{bench['command']}`")
+            commands.append(f"- {name}: `{bench['command']}`")
     return "\n".join(lines + [""] + commands + [""])
 
 
@@ -217,21 +223,20 @@ def _save(fig: Any, out: str | os.PathLike) -> Path:
     return out
 
 
-def _ratios(results_dir: str | os.PathLike) -> list[tuple[str, float]]:
+def _ratios(benches: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, float]]:
     """``(benchmark: figure, value)`` of every ratio of the benchmark files (figures named ``*ratio*`` or
     ``*speedup*``): the comparisons against the naive way that the efficiency plot shows."""
-    found = []
-    for path in sorted(Path(results_dir, "efficiency").glob("*.json")):
-        summary = json.loads(path.read_text(encoding="utf-8")).get("summary", {})
-        for key, value in summary.items():
-            if ("ratio" in key or "speedup" in key) and isinstance(value, (int, float)):
-                found.append((f"{path.stem}: {key}", float(value)))
-    return found
+    return [
+        (f"{name}: {key}", float(value))
+        for name, bench in benches
+        for key, value in bench.get("summary", {}).items()
+        if ("ratio" in key or "speedup" in key) and isinstance(value, (int, float))
+    ]
 
 
-def plot_efficiency(results_dir: str | os.PathLike, out: str | os.PathLike) -> Path | None:
+def plot_efficiency(benches: list[tuple[str, dict[str, Any]]], out: str | os.PathLike) -> Path | None:
     """Horizontal bars of the benchmark ratios (``_ratios``) against 1 (= the naive way) saved as a PNG."""
-    ratios = _ratios(results_dir)
+    ratios = _ratios(benches)
     if not ratios:
         return None
     plt = _pyplot()
@@ -287,8 +292,9 @@ def render_results(results_dir: str | os.PathLike, out: str | os.PathLike, comma
         plot = plot_table(name, tables[name], out.parent / "plots" / f"{name}.png")
         if plot:
             parts += [f"![{name}](plots/{plot.name})", ""]
-    parts.append(render_efficiency(results_dir))
-    plot = plot_efficiency(results_dir, out.parent / "plots" / "efficiency.png")
+    benches = _benchmarks(results_dir)
+    parts.append(render_efficiency(benches))
+    plot = plot_efficiency(benches, out.parent / "plots" / "efficiency.png")
     if plot:
         parts += [f"![efficiency](plots/{plot.name})", ""]
     out.parent.mkdir(parents=True, exist_ok=True)

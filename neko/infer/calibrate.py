@@ -290,10 +290,12 @@ def _fit_unscored(
     fusion, sets = _fit_fusion(sets, lambda outs: sign * score(outs), sources)
     picked = [s.texts[fusion.pick(s.features)[0]] for s in sets]
     first = [h[0] for h in hypotheses]
-    better = sign * score(picked) < sign * score(first)
-    if not better or (confidence and _vouch(task, records, picked, first) < confidence):
+    fused = score(picked)
+    if sign * fused >= sign * score(first) or (
+        confidence and _vouch(task, records, picked, first) < confidence
+    ):
         fusion = FusionWeights.first()
-    return fusion, score(picked)
+    return fusion, fused
 
 
 def _fit_guard(
