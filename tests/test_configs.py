@@ -76,3 +76,12 @@ def test_overrides_and_unknown_keys(tmp_path: Path) -> None:
         load_config(path, ["train.max_steps=many"])
     with pytest.raises(ConfigError, match="schedule"):
         load_config(path, ["train.schedule=sawtooth"])
+
+
+def test_a_bare_no_is_the_choice_no() -> None:
+    # YAML 1.1 reads ``mixed_precision: no`` as false; the recipe means accelerate's "no" (fp32).
+    path = CONFIGS / "neko-tiny.yaml"
+    assert load_config(path, ["mixed_precision=no"]).mixed_precision == "no"
+    assert load_config(path, ["mixed_precision=bf16"]).mixed_precision == "bf16"
+    with pytest.raises(ConfigError, match="mixed_precision: expected one of no, bf16, fp16"):
+        load_config(path, ["mixed_precision=fp8"])

@@ -183,6 +183,14 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
         if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
             raise ConfigError(f"{where}: expected a mapping of strings, got {value!r}")
         return {str(k): v for k, v in value.items()}
+    if typing.get_origin(hint) is typing.Literal:
+        # YAML 1.1 reads a bare ``no`` as false: ``mixed_precision: no`` means the choice "no".
+        choice = "no" if value is False and "no" in typing.get_args(hint) else value
+        if choice not in typing.get_args(hint):
+            raise ConfigError(
+                f"{where}: expected one of {', '.join(map(str, typing.get_args(hint)))}, got {value!r}"
+            )
+        return choice
     if hint is float and not isinstance(value, bool):
         # PyYAML follows YAML 1.1, where ``3e-4`` (no dot) is a string: accept it as the float it means.
         try:
