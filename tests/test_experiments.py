@@ -125,3 +125,22 @@ def test_overproof_columns_keep_their_name_and_efficiency_ratios_get_a_plot(tmp_
     out = render_results(results, tmp_path / "docs" / "RESULTS.md", "make tables")
     assert "![efficiency](plots/efficiency.png)" in out.read_text()
     assert (tmp_path / "docs" / "plots" / "efficiency.png").stat().st_size > 0
+
+
+def test_rows_of_different_subset_sizes_say_their_size():
+    from neko.experiments.tables import render_table
+
+    def row(name, limit):
+        return {
+            "row": name,
+            "table": "hyporadise",
+            "limit": limit,
+            "config": {},
+            "datasets": {"hyporadise_atis": {"wer": 0.05, "n": limit}},
+        }
+
+    same = render_table("hyporadise", [row("1-best", 200), row("auto", 200)])
+    assert "[LIMIT=" not in same and "Subset: LIMIT=200 (seeded" in same
+    mixed = render_table("hyporadise", [row("1-best", 200), row("select", 50)])
+    assert "| 1-best [LIMIT=200] |" in mixed and "| select [LIMIT=50] |" in mixed
+    assert "Subset: LIMIT=200, 50 per row" in mixed

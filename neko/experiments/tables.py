@@ -121,8 +121,11 @@ def render_table(name: str, rows: list[dict[str, Any]]) -> str:
     lines = [f"### {spec.title}", "", spec.about, "", "| " + " | ".join(header) + " |"]
     lines.append("|" + "---|" * len(header))
     notes, sizes = [], set()
+    limits = sorted({str(r.get("limit")) for r in rows if not r.get("quoted")})
     for row in rows:
         label = row["row"] + (" (quoted)" if row.get("quoted") else "")
+        if len(limits) > 1 and not row.get("quoted"):  # rows scored on subsets of different sizes say which
+            label += f" [LIMIT={row.get('limit')}]"
         cells = []
         for dataset, metric in columns:
             value = cell_value(row, dataset, metric)
@@ -151,9 +154,9 @@ def render_table(name: str, rows: list[dict[str, Any]]) -> str:
     if sizes:
         per = ", ".join(f"{d} {n}" for d, n in sorted(sizes))
         lines.append(f"Items scored per dataset: {per}.")
-    limits = sorted({str(r.get("limit")) for r in rows if not r.get("quoted")})
     if limits:
-        lines.append(f"Subset: LIMIT={', '.join(limits)} (seeded; None = every item).")
+        mixed = " per row: each draws its own seeded subset" if len(limits) > 1 else ""
+        lines.append(f"Subset: LIMIT={', '.join(limits)}{mixed} (seeded; None = every item).")
     signatures = sorted(
         {c.get("signature") for r in rows for c in r["datasets"].values() if c.get("signature")}
     )
