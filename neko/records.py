@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -48,6 +49,24 @@ class Record:
     def reference(self) -> str | None:
         """The first reference, or None."""
         return self.references[0] if self.references else None
+
+    @property
+    def domain(self) -> str:
+        """The domain its dataset names, without the split (``domain_of``)."""
+        return domain_of(self.dataset)
+
+
+# Words that name a split, not a domain: ``atis_train`` (a dev part of it) and ``atis`` (test) are one domain.
+SPLIT_WORDS = frozenset({"train", "dev", "test", "valid", "validation", "fit", "eval"})
+
+
+def domain_of(dataset: str) -> str:
+    """The domain a dataset name stands for, its split words left out: ``atis_train`` and ``atis`` ->
+    ``atis``, ``jfleg_dev`` -> ``jfleg``, ``wmt22_uk-en`` -> ``wmt22_uk_en``. Calibration decisions made
+    for one dev source apply to the records of its domain (``FusionWeights.domains``)."""
+    parts = [part for part in re.split(r"[_\-. ]+", dataset.lower()) if part]
+    kept = [part for part in parts if part not in SPLIT_WORDS]
+    return "_".join(kept or parts)
 
 
 _FIELDS = {"id", "task", "dataset", "hypotheses", "scores", "source", "references", "meta"}

@@ -289,3 +289,33 @@ def test_constrained_paths_join_the_candidates_when_they_help():
     auto = tiny_corrector(cn_weight=100.0, task_fusion={"asr": result.fusion}).correct_many(records)
     assert [c.text for c in auto] == [r.references[0] for r in records]
     assert all(c.index is None and c.features["extra"] == 1.0 and not c.fallback for c in auto)
+
+
+def test_fusion_vouched_on_one_dev_domain_decides_that_domain_only():
+    from dataclasses import replace
+
+    from neko.infer.calibrate import calibrate_task
+    from neko.records import Record
+
+    words = ["now", "again", "today", "please", "later", "soon", "here", "there"]
+
+    def record(i, word, dataset, right_first):
+        right, wrong = f"turn off the lights {word}", f"turn of the lights {word}"
+        # The recogniser's scores favour the second hypothesis: right in the ATIS dev part, wrong elsewhere.
+        hyps = [wrong, right] if not right_first else [right, wrong]
+        return Record(str(i), "asr", dataset, hyps, scores=[-2.0, -0.5], references=[right])
+
+    atis = [record(i, w, "atis_train", right_first=False) for i, w in enumerate(words)]
+    other = [record(10 + i, w, "other_dev", right_first=True) for i, w in enumerate(words[:3])]
+    result = calibrate_task(tiny_corrector(), "asr", atis + other, batch_size=4, sources=(), confidence=0.95)
+    # The pooled fit trusts the scores; only the ATIS domain vouches for it, so only ATIS records use it.
+    assert result.fusion is not None and result.fusion.domains == ("atis",) and result.uses_fusion
+    assert result.fused == 0.0 and result.guarded > 0.0
+    auto = tiny_corrector(task_fusion={"asr": result.fusion})
+    atis_test = [replace(r, dataset="atis") for r in atis[:3]]  # the test file's records: the same domain
+    unseen = [replace(r, dataset="chime4") for r in atis[:3]]
+    assert [c.text for c in auto.correct_many(atis_test)] == [r.references[0] for r in atis_test]
+    for rec, corrected in zip(other + unseen, auto.correct_many(other + unseen), strict=True):
+        assert corrected.text == rec.hypotheses[0] and corrected.features is None  # the guard decided
+    stored = FusionWeights.from_dict(result.fusion.to_dict())
+    assert stored == result.fusion and stored.serves("atis_train") and not stored.serves("chime4")

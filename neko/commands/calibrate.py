@@ -78,7 +78,7 @@ def _printer(as_json: bool):
             print(
                 f"{result.task}: fused {result.fused:.4f} (first hypothesis picked "
                 f"{result.fusion_fallback_rate:.0%}, harmful edits {result.fusion_harmful_edit_rate:.0%}); "
-                f"weights {summary['fusion']}; auto will use the {result.decision} "
+                f"weights {summary['fusion']}; auto will use the {result.decision}{_where(result)} "
                 f"({'fused' if result.uses_fusion else 'guarded'} is the better dev figure, ties to the guard)"
             )
         if result.fused_unscored is not None:
@@ -88,6 +88,13 @@ def _printer(as_json: bool):
             )
 
     return show
+
+
+def _where(result: TaskCalibration) -> str:
+    """`` for the records of ...`` when fusion decides only the dev domains that vouched for it."""
+    if not (result.uses_fusion and result.fusion.domains):
+        return ""
+    return f" for the records of {', '.join(result.fusion.domains)} (the guard for every other record)"
 
 
 def parse_exclude(items: list[str]) -> dict[str, str]:

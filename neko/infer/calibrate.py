@@ -230,8 +230,20 @@ def calibrate_task(
     fusion, sets = _fit_fusion(sets, lambda outs: sign * score(outs), sources)
     picks = [fusion.pick(s.features)[0] for s in sets]
     fused_outputs = [s.texts[p] for s, p in zip(sets, picks, strict=True)]
-    # Fusion must pass the same test as the guard before auto may use it.
-    vouched = not confidence or _vouch(task, records, fused_outputs, first) >= confidence
+    # Fusion must pass the same test as the guard before auto may use it: on every dev domain, or else
+    # only for the domains that vouch for it (the others get the guard).
+    vouched = True
+    if confidence:
+        shares = _vouch_by_domain(task, records, fused_outputs, first)
+        if min(shares.values()) < confidence:
+            domains = tuple(sorted(d for d, share in shares.items() if share >= confidence))
+            vouched = bool(domains)
+            fusion = replace(fusion, domains=domains)
+            served = [r.domain in domains for r in records]
+            picks = [p if keep else 0 for p, keep in zip(picks, served, strict=True)]
+            fused_outputs = [
+                out if keep else g[0] for out, keep, g in zip(fused_outputs, served, guarded, strict=True)
+            ]
     fused_unscored = None
     if any(r.scores is not None for r in records):
         unscored, fused_unscored = _fit_unscored(
@@ -336,35 +348,40 @@ def _fit_guard(
 
 def _vouch(task: str, records: Sequence[Record], gated: list[str], first: list[str]) -> float:
     """How surely the dev records say that ``gated`` beats ``first``: the share of bootstrap samples on which
-    it does (``gate_confidence``), taken within each dev source (records of one ``dataset``) and the lowest
-    of them returned. A decision must help on every source, not only on their pool: the guarantee a user
-    needs is per dataset (a zero-shot set must not get worse), and a pooled gain can be one source's large
-    gain over another's loss."""
+    it does (``gate_confidence``), taken within each dev domain (records of one ``Record.domain``) and the
+    lowest of them returned. A decision must help on every source, not only on their pool: the guarantee a
+    user needs is per dataset (a zero-shot set must not get worse), and a pooled gain can be one source's
+    large gain over another's loss."""
+    return min(_vouch_by_domain(task, records, gated, first).values())
+
+
+def _vouch_by_domain(
+    task: str, records: Sequence[Record], gated: list[str], first: list[str]
+) -> dict[str, float]:
+    """The bootstrap share of ``_vouch`` for each dev domain."""
     from neko.infer.significance import gate_confidence
     from neko.metrics import score_corpus
 
     metric, higher_is_better = task_target(task)
     sources: dict[str, list[int]] = {}
     for i, record in enumerate(records):
-        sources.setdefault(record.dataset, []).append(i)
-    shares = []
-    for rows in sources.values():
+        sources.setdefault(record.domain, []).append(i)
+    shares = {}
+    for domain, rows in sources.items():
         part = [records[i] for i in rows]
 
         def score(sample: Sequence[int], outputs: Sequence[str], part: list[Record] = part) -> float:
             return float(score_corpus(task, list(outputs), [part[i] for i in sample])[metric])
 
-        shares.append(
-            gate_confidence(
-                task,
-                score,
-                [gated[i] for i in rows],
-                [first[i] for i in rows],
-                [r.references[0] for r in part],
-                higher_is_better,
-            )
+        shares[domain] = gate_confidence(
+            task,
+            score,
+            [gated[i] for i in rows],
+            [first[i] for i in rows],
+            [r.references[0] for r in part],
+            higher_is_better,
         )
-    return min(shares)
+    return shares
 
 
 def read_dev(

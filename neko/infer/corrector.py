@@ -254,7 +254,7 @@ class Corrector:
             rec = recs[indices[j]]
             shown = [rec.hypotheses[k] for k in p.shown]
             guard = self.config.guard_for(rec.task)
-            if rec.task in self.config.task_fusion or not changes_first(text, shown, rec.task):
+            if self._fused(rec) or not changes_first(text, shown, rec.task):
                 continue  # fusion scores its candidates (and the margin) itself
             if self.config.score_margins or (
                 guard.needs_scores and judge(text, shown, guard, rec.task).accepted
@@ -369,13 +369,18 @@ class Corrector:
         sets: list[CandidateSet | None] = [None] * len(part)
         if mode != "auto" or not self.config.task_fusion:
             return sets
-        need = [j for j in range(len(part)) if recs[indices[j]].task in self.config.task_fusion]
+        need = [j for j in range(len(part)) if self._fused(recs[indices[j]])]
         wanted = [self._fusion_of(recs[indices[j]]).extras for j in need]
         more = self._source_texts([part[j] for j in need], wanted)
         found = self._candidate_sets([part[j] for j in need], [texts[j] for j in need], more, batch_size)
         for j, candidates in zip(need, found, strict=True):
             sets[j] = candidates
         return sets
+
+    def _fused(self, rec: Record) -> bool:
+        """True when ``auto`` decides ``rec`` by fusion: its task has weights and they serve its domain."""
+        fusion = self.config.task_fusion.get(rec.task)
+        return fusion is not None and fusion.serves(rec.dataset)
 
     def _fusion_of(self, rec: Record) -> FusionWeights:
         """The fusion weights that decide ``rec``: its task's, for a record with or without scores."""

@@ -49,6 +49,7 @@ from neko.baselines.confusion_network import (
 )
 from neko.errors import ConfigError
 from neko.infer.guard import words
+from neko.records import domain_of
 
 FEATURES = ("lm", "lm_mean", "recog", "rank", "generated", "extra", "new", "edit", "cn", "mbr", "length")
 
@@ -86,17 +87,23 @@ EXTRA_SOURCES: dict[str, Callable[..., list[list[str]]]] = {"constrained": const
 @dataclass
 class FusionWeights:
     """One task's log-linear weights over ``FEATURES`` (raw feature units; a missing feature weighs 0), the
-    sources of extra candidates (``EXTRA_SOURCES``) its decisions include, and the weights for records
-    without recogniser scores (``unscored``; None: these weights serve them too).
+    sources of extra candidates (``EXTRA_SOURCES``) its decisions include, the weights for records
+    without recogniser scores (``unscored``; None: these weights serve them too) and the domains they decide
+    (``domains``, by ``neko.records.domain_of`` of a record's dataset; empty: every record of the task).
 
     A record without ``scores`` has no ``recog`` evidence (0 for every candidate, so a new text loses the
     penalty of the list's lowest score) and uniform confusion-network votes: weights fitted on scored dev
     records would over-trust new text there. ``neko calibrate`` therefore fits ``unscored`` on the same dev
-    records with their scores removed whenever they carry scores."""
+    records with their scores removed whenever they carry scores.
+
+    ``domains`` is set where the dev data vouched for fusion on some of its sources but not on all: the
+    weights then decide the records of those domains (e.g. ``atis`` for the dev part of HyPoradise's ATIS
+    train file, which also matches its test file), and every other record gets the task's guard."""
 
     weights: dict[str, float]
     extras: tuple[str, ...] = ()
     unscored: FusionWeights | None = None
+    domains: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.weights) - set(FEATURES))
@@ -111,43 +118,55 @@ class FusionWeights:
         """The weights that always return the first hypothesis (the best rank wins)."""
         return cls({"rank": 1.0})
 
+    def serves(self, dataset: str) -> bool:
+        """True when these weights decide the records of ``dataset`` (all, without ``domains``)."""
+        return not self.domains or domain_of(dataset) in self.domains
+
     def for_record(self, scored: bool) -> FusionWeights:
         """The weights that decide a record with (``scored``) or without recogniser scores."""
         return self if scored or self.unscored is None else self.unscored
 
     @classmethod
     def from_dict(cls, data: object, where: str = "task_fusion") -> FusionWeights:
-        """Weights from a dict ``feature -> number``, plus an optional ``extras`` list of source names and an
-        optional ``unscored`` dict of the same form (e.g. one task of ``neko_config.json``'s ``task_fusion``)."""
+        """Weights from a dict ``feature -> number``, plus an optional ``extras`` list of source names, an
+        optional ``unscored`` dict of the same form and an optional ``domains`` list (e.g. one task of
+        ``neko_config.json``'s ``task_fusion``)."""
         data = dict(data) if isinstance(data, dict) else None
         extras = data.pop("extras", []) if data is not None else []
         unscored = data.pop("unscored", None) if data is not None else None
+        domains = data.pop("domains", []) if data is not None else []
         if (
             data is None
             or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in data.values())
-            or not isinstance(extras, list)
-            or not all(isinstance(e, str) for e in extras)
+            or not all(
+                isinstance(names, list) and all(isinstance(n, str) for n in names)
+                for names in (extras, domains)
+            )
         ):
             raise ConfigError(
-                f"{where}: fusion weights must map feature names to numbers (and 'extras' to source names)"
+                f"{where}: fusion weights must map feature names to numbers "
+                "(and 'extras' and 'domains' to lists of names)"
             )
         try:
             return cls(
                 {str(k): float(v) for k, v in data.items()},
                 tuple(extras),
                 cls.from_dict(unscored, f"{where}.unscored") if unscored is not None else None,
+                tuple(domains),
             )
         except ConfigError as exc:
             raise ConfigError(f"{where}: {exc}") from exc
 
     def to_dict(self) -> dict[str, Any]:
-        """The non-zero weights, in ``FEATURES`` order, ``extras`` when there are any and ``unscored`` when
-        set (JSON-ready)."""
+        """The non-zero weights, in ``FEATURES`` order, ``extras`` when there are any, ``unscored`` and
+        ``domains`` when set (JSON-ready)."""
         out: dict[str, Any] = {n: self.weights[n] for n in FEATURES if self.weights.get(n, 0.0) != 0.0}
         if self.extras:
             out["extras"] = list(self.extras)
         if self.unscored is not None:
             out["unscored"] = self.unscored.to_dict()
+        if self.domains:
+            out["domains"] = list(self.domains)
         return out
 
     def vector(self) -> np.ndarray:
