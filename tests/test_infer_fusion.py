@@ -297,18 +297,25 @@ def test_fusion_vouched_on_one_dev_domain_decides_that_domain_only():
     from neko.infer.calibrate import calibrate_task
     from neko.records import Record
 
-    words = ["now", "again", "today", "please", "later", "soon", "here", "there"]
+    words = ["now", "again", "today", "please", "later", "soon", "here", "there", "too", "then", "so", "on"]
 
     def record(i, word, dataset, right_first):
-        right, wrong = f"turn off the lights {word}", f"turn of the lights {word}"
-        # The recogniser's scores favour the second hypothesis: right in the ATIS dev part, wrong elsewhere.
-        hyps = [wrong, right] if not right_first else [right, wrong]
-        return Record(str(i), "asr", dataset, hyps, scores=[-2.0, -0.5], references=[right])
+        # The same lists in both domains; the recogniser's scores favour the second hypothesis, which is
+        # right in the ATIS dev part and wrong elsewhere.
+        hyps = [f"turn of the lights {word}", f"turn off the lights {word}"]
+        return Record(
+            str(i), "asr", dataset, hyps, scores=[-2.0, -0.5], references=[hyps[0 if right_first else 1]]
+        )
 
-    atis = [record(i, w, "atis_train", right_first=False) for i, w in enumerate(words)]
-    other = [record(10 + i, w, "other_dev", right_first=True) for i, w in enumerate(words[:3])]
-    result = calibrate_task(tiny_corrector(), "asr", atis + other, batch_size=4, sources=(), confidence=0.95)
-    # The pooled fit trusts the scores; only the ATIS domain vouches for it, so only ATIS records use it.
+    atis = [record(i, w, "atis_train", right_first=False) for i, w in enumerate(words[:8])]
+    other = [record(10 + i, w, "other_dev", right_first=True) for i, w in enumerate(words)]
+    corrector = tiny_corrector()
+    result = calibrate_task(corrector, "asr", atis + other, batch_size=4, sources=(), confidence=0.95)
+    # On the pool trusting the scores loses (12 records made wrong, 8 made right): the pooled fit keeps the
+    # first hypothesis. The ATIS records alone vouch for trusting them, so the weights fitted on them decide
+    # ATIS records, and only those.
+    pooled = calibrate_task(corrector, "asr", atis + other, batch_size=4, sources=())
+    assert pooled.fused == pooled.first
     assert result.fusion is not None and result.fusion.domains == ("atis",) and result.uses_fusion
     assert result.fused == 0.0 and result.guarded > 0.0
     auto = tiny_corrector(task_fusion={"asr": result.fusion})

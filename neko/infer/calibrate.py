@@ -228,28 +228,21 @@ def calibrate_task(
     )
     guarded = guard_outputs(outputs, hypotheses, margins, config, task)
     fusion, sets = _fit_fusion(sets, lambda outs: sign * score(outs), sources)
-    picks = [fusion.pick(s.features)[0] for s in sets]
-    fused_outputs = [s.texts[p] for s, p in zip(sets, picks, strict=True)]
+    fused_outputs = [s.texts[fusion.pick(s.features)[0]] for s in sets]
     # Fusion must pass the same test as the guard before auto may use it: on every dev domain, or else
     # only for the domains that vouch for it (the others get the guard).
     vouched = True
     if confidence:
-        shares = _vouch_by_domain(task, records, fused_outputs, first)
-        if min(shares.values()) < confidence:
-            domains = tuple(sorted(d for d, share in shares.items() if share >= confidence))
-            vouched = bool(domains)
-            fusion = replace(fusion, domains=domains)
-            served = [r.domain in domains for r in records]
-            picks = [p if keep else 0 for p, keep in zip(picks, served, strict=True)]
-            fused_outputs = [
-                out if keep else g[0] for out, keep, g in zip(fused_outputs, served, guarded, strict=True)
-            ]
+        fusion, fused_outputs = _serve_vouched_domains(
+            task, records, sets, fusion, fused_outputs, [g[0] for g in guarded], confidence, sources
+        )
+        vouched = fusion is not None
     fused_unscored = None
     if any(r.scores is not None for r in records):
         unscored, fused_unscored = _fit_unscored(
             corrector, task, records, outputs, batch_size, sources, confidence
         )
-        fusion = replace(fusion, unscored=unscored)
+        fusion = replace(fusion, unscored=unscored) if fusion is not None else None
     return TaskCalibration(
         task=task,
         n=len(records),
@@ -263,12 +256,58 @@ def calibrate_task(
         rows=rows,
         fused=score(fused_outputs),
         fusion=fusion if vouched else None,
-        fusion_fallback_rate=sum(s.hypothesis[p] == 0 for s, p in zip(sets, picks, strict=True)) / len(sets),
+        fusion_fallback_rate=sum(out == f for out, f in zip(fused_outputs, first, strict=True)) / len(first),
         fusion_harmful_edit_rate=harmful_edit_rate(fused_outputs, hypotheses, references, task),
         higher_is_better=higher_is_better,
         confidence=share,
         fused_unscored=fused_unscored,
     )
+
+
+def _serve_vouched_domains(
+    task: str,
+    records: Sequence[Record],
+    sets: list[CandidateSet],
+    fusion: FusionWeights,
+    fused: list[str],
+    guarded: list[str],
+    confidence: float,
+    sources: Sequence[str],
+) -> tuple[FusionWeights | None, list[str]]:
+    """The fusion ``auto`` may use and its dev outputs, given ``fusion`` fitted on every dev record.
+
+    Every dev domain vouching for it: it serves every record. Otherwise fusion serves the domains whose
+    records vouch for weights fitted on their own, with one set of weights fitted on the records of those
+    domains together (a domain that no longer vouches for the joint weights is dropped and they are refitted);
+    the guard decides every other record. No such domain: no fusion (None)."""
+    first = [s.texts[0] for s in sets]
+    if min(_vouch_by_domain(task, records, fused, first).values()) >= confidence:
+        return fusion, fused
+    by_domain: dict[str, list[int]] = {}
+    for i, record in enumerate(records):
+        by_domain.setdefault(record.domain, []).append(i)
+
+    def fit(rows: list[int]) -> tuple[FusionWeights, list[str], dict[str, float]]:
+        part = [records[i] for i in rows]
+        _, higher_is_better = task_target(task)
+        score = task_score(task, part)
+        sign = -1.0 if higher_is_better else 1.0
+        weights, chosen = _fit_fusion([sets[i] for i in rows], lambda outs: sign * score(outs), sources)
+        outputs = [s.texts[weights.pick(s.features)[0]] for s in chosen]
+        return weights, outputs, _vouch_by_domain(task, part, outputs, [first[i] for i in rows])
+
+    domains = sorted(d for d, rows in by_domain.items() if fit(rows)[2][d] >= confidence)
+    while domains:
+        rows = sorted(i for d in domains for i in by_domain[d])
+        weights, outputs, shares = fit(rows)
+        kept = [d for d in domains if shares[d] >= confidence]
+        if kept == domains:
+            served = list(guarded)
+            for i, out in zip(rows, outputs, strict=True):
+                served[i] = out
+            return replace(weights, domains=tuple(domains)), served
+        domains = kept
+    return None, fused
 
 
 def _fit_unscored(
