@@ -33,7 +33,7 @@ class TableSpec:
 TABLES: dict[str, TableSpec] = {
     "hyporadise": TableSpec(
         "1. HyPoradise ASR correction: corpus WER (%)",
-        "The default model trains on part of HyPoradise's ATIS *train* file (configs/neko-tiny.yaml), so ATIS is "
+        "The default model trains on part of HyPoradise's ATIS *train* file (configs/neko-tiny.yaml; the bundled run: its GPU version, configs/gpu/neko-tiny-h200.yaml), so ATIS is "
         "in domain for it; no other HyPoradise data is used in training (zero-shot). Lower is better. o_nb and "
         "o_cp use the reference (oracles, upper bounds of selection and of recombination).",
         ("wer",),
