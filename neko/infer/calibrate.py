@@ -231,12 +231,10 @@ def calibrate_task(
     fused_outputs = [s.texts[fusion.pick(s.features)[0]] for s in sets]
     # Fusion must pass the same test as the guard before auto may use it: on every dev domain, or else
     # only for the domains that vouch for it (the others get the guard).
-    vouched = True
     if confidence:
         fusion, fused_outputs = _serve_vouched_domains(
             task, records, sets, fusion, fused_outputs, [g[0] for g in guarded], confidence, sources
         )
-        vouched = fusion is not None
     fused_unscored = None
     if any(r.scores is not None for r in records):
         unscored, fused_unscored = _fit_unscored(
@@ -255,7 +253,7 @@ def calibrate_task(
         harmful_edit_rate=harmful_edit_rate([g[0] for g in guarded], hypotheses, references, task),
         rows=rows,
         fused=score(fused_outputs),
-        fusion=fusion if vouched else None,
+        fusion=fusion,
         fusion_fallback_rate=sum(out == f for out, f in zip(fused_outputs, first, strict=True)) / len(first),
         fusion_harmful_edit_rate=harmful_edit_rate(fused_outputs, hypotheses, references, task),
         higher_is_better=higher_is_better,
@@ -283,29 +281,36 @@ def _serve_vouched_domains(
     first = [s.texts[0] for s in sets]
     if min(_vouch_by_domain(task, records, fused, first).values()) >= confidence:
         return fusion, fused
-    by_domain: dict[str, list[int]] = {}
-    for i, record in enumerate(records):
-        by_domain.setdefault(record.domain, []).append(i)
+    by_domain = _by_domain(records)
+    _, higher_is_better = task_target(task)
+    sign = -1.0 if higher_is_better else 1.0
+    fits: dict[tuple[str, ...], tuple[FusionWeights, list[int], list[str], dict[str, float]]] = {}
 
-    def fit(rows: list[int]) -> tuple[FusionWeights, list[str], dict[str, float]]:
-        part = [records[i] for i in rows]
-        _, higher_is_better = task_target(task)
-        score = task_score(task, part)
-        sign = -1.0 if higher_is_better else 1.0
-        weights, chosen = _fit_fusion([sets[i] for i in rows], lambda outs: sign * score(outs), sources)
-        outputs = [s.texts[weights.pick(s.features)[0]] for s in chosen]
-        return weights, outputs, _vouch_by_domain(task, part, outputs, [first[i] for i in rows])
+    def fit(domains: tuple[str, ...]) -> tuple[FusionWeights, list[int], list[str], dict[str, float]]:
+        """Weights fitted on the records of ``domains``, those records, their picks and each domain's share."""
+        if domains not in fits:
+            rows = sorted(i for d in domains for i in by_domain[d])
+            part = [records[i] for i in rows]
+            score = task_score(task, part)
+            weights, chosen = _fit_fusion([sets[i] for i in rows], lambda outs: sign * score(outs), sources)
+            outputs = [s.texts[weights.pick(s.features)[0]] for s in chosen]
+            fits[domains] = (
+                weights,
+                rows,
+                outputs,
+                _vouch_by_domain(task, part, outputs, [first[i] for i in rows]),
+            )
+        return fits[domains]
 
-    domains = sorted(d for d, rows in by_domain.items() if fit(rows)[2][d] >= confidence)
+    domains = tuple(sorted(d for d in by_domain if fit((d,))[3][d] >= confidence))
     while domains:
-        rows = sorted(i for d in domains for i in by_domain[d])
-        weights, outputs, shares = fit(rows)
-        kept = [d for d in domains if shares[d] >= confidence]
+        weights, rows, outputs, shares = fit(domains)
+        kept = tuple(d for d in domains if shares[d] >= confidence)
         if kept == domains:
             served = list(guarded)
             for i, out in zip(rows, outputs, strict=True):
                 served[i] = out
-            return replace(weights, domains=tuple(domains)), served
+            return replace(weights, domains=domains), served
         domains = kept
     return None, fused
 
@@ -394,6 +399,14 @@ def _vouch(task: str, records: Sequence[Record], gated: list[str], first: list[s
     return min(_vouch_by_domain(task, records, gated, first).values())
 
 
+def _by_domain(records: Sequence[Record]) -> dict[str, list[int]]:
+    """The indices of ``records`` grouped by ``Record.domain``, in order of first appearance."""
+    groups: dict[str, list[int]] = {}
+    for i, record in enumerate(records):
+        groups.setdefault(record.domain, []).append(i)
+    return groups
+
+
 def _vouch_by_domain(
     task: str, records: Sequence[Record], gated: list[str], first: list[str]
 ) -> dict[str, float]:
@@ -402,11 +415,8 @@ def _vouch_by_domain(
     from neko.metrics import score_corpus
 
     metric, higher_is_better = task_target(task)
-    sources: dict[str, list[int]] = {}
-    for i, record in enumerate(records):
-        sources.setdefault(record.domain, []).append(i)
     shares = {}
-    for domain, rows in sources.items():
+    for domain, rows in _by_domain(records).items():
         part = [records[i] for i in rows]
 
         def score(sample: Sequence[int], outputs: Sequence[str], part: list[Record] = part) -> float:
