@@ -99,6 +99,35 @@ def test_auto_margin_is_the_models_preference_over_the_first_hypothesis():
     assert make("auto", guard=GuardConfig(**lenient)).correct(hyps).margin is None
 
 
+def test_auto_does_not_generate_where_the_guard_accepts_no_change(monkeypatch):
+    from neko.infer import corrector as corrector_module
+    from neko.infer.guard import GuardConfig
+
+    closed = {"asr": GuardConfig(min_margin=float("inf"))}
+    corrector = make("auto", task_guards=closed)
+    asr = [r for r in RECORDS if r.get("task") != "gec"]
+    generated = corrector.correct_many(asr, mode="generate")
+    calls = []
+    real = corrector_module.generate_all
+    monkeypatch.setattr(
+        corrector_module, "generate_all", lambda *a, **k: calls.append(len(a[2])) or real(*a, **k)
+    )
+    seen = []
+    out = corrector.correct_many(RECORDS, batch_size=4, progress=seen.append)
+    # ASR records come back as their first hypothesis without a generation pass; GEC (open guard) generates.
+    assert calls == [1] and sum(seen) == len(RECORDS)
+    for rec, c in zip(asr, out, strict=False):
+        assert (c.text, c.index, c.fallback, c.generated) == (rec["hypotheses"][0], 0, True, None)
+    assert out[-1].generated is not None
+    # What the guard would have made of the generated texts: the same outputs.
+    from neko.infer.guard import guard_output
+
+    same = [
+        guard_output(g.text, r["hypotheses"], closed["asr"])[0] for g, r in zip(generated, asr, strict=True)
+    ]
+    assert same == [c.text for c in out[:-1]]
+
+
 def test_single_string_and_mode_override():
     corrector = make("auto")
     assert corrector.correct("he go to school", task="gec", mode="select").text == "he go to school"

@@ -13,7 +13,8 @@ class Correction:
     Attributes:
         text: the corrected text.
         fallback: True when the guard rejected the generated text and ``text`` is a hypothesis instead; with
-            fusion weights, True when the fused pick is the first hypothesis.
+            fusion weights, True when the fused pick is the first hypothesis; under a guard that accepts no
+            change (``min_margin`` inf), always True, and nothing is generated (``generated`` is None).
         mode: the mode that produced it: ``generate``, ``select``, ``auto`` or ``constrained`` (a
             ``constrained`` run gives ``select`` to the records of tasks without a confusion network).
         task: the task whose prompt was used.

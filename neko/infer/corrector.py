@@ -196,6 +196,48 @@ class Corrector:
     def _generate(
         self, recs, indices, prepared: list[Prepared], batch_size, mode, progress
     ) -> list[Correction]:
+        outs: list[Correction | None] = [None] * len(prepared)
+        todo = []
+        for j, p in enumerate(prepared):
+            rec = recs[indices[j]]
+            if mode == "auto" and self._keeps_first(rec):
+                outs[j] = self._kept(rec, p)
+            else:
+                todo.append(j)
+        if progress and len(todo) < len(prepared):
+            progress(len(prepared) - len(todo))
+        generated = self._generate_some(
+            recs, [indices[j] for j in todo], [prepared[j] for j in todo], batch_size, mode, progress
+        )
+        for j, out in zip(todo, generated, strict=True):
+            outs[j] = out
+        return outs  # type: ignore[return-value]
+
+    def _keeps_first(self, rec: Record) -> bool:
+        """True when ``auto`` returns the first shown hypothesis of ``rec`` whatever the model writes.
+
+        That is the case under a guard that accepts no change (``min_margin`` inf) and no fusion for the
+        record's domain: the calibrated decision of a task or domain where dev data never vouched for an
+        edit. Such a record is not generated at all (same output, a fraction of the time).
+        """
+        if self._fused(rec) or self.config.score_margins:
+            return False
+        return self.config.guard_for(rec.task).min_margin == float("inf")
+
+    def _kept(self, rec: Record, p: Prepared) -> Correction:
+        """The ``auto`` result of a record the guard keeps as it was (``_keeps_first``), without generating."""
+        return Correction(
+            text=rec.hypotheses[p.shown[0]],
+            fallback=True,
+            mode="auto",
+            task=rec.task,
+            index=p.shown[0],
+            truncated=p.truncated,
+        )
+
+    def _generate_some(
+        self, recs, indices, prepared: list[Prepared], batch_size, mode, progress
+    ) -> list[Correction]:
         outs: list[Correction] = []
         # Chunks of a few batches give the progress callback something to report on long inputs.
         chunk = batch_size * 4
