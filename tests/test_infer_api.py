@@ -128,6 +128,32 @@ def test_auto_does_not_generate_where_the_guard_accepts_no_change(monkeypatch):
     assert same == [c.text for c in out[:-1]]
 
 
+def test_length_batches_keep_rows_times_width_within_the_token_budget():
+    from neko.infer.generate import length_batches
+
+    lengths = [5, 40, 12, 38, 7, 90, 3]
+    costs = [n + 10 for n in lengths]
+    batches = length_batches(lengths, 4, max_tokens=100, costs=costs)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    for batch in batches:
+        assert len(batch) <= 4
+        # One row alone may exceed the budget (it must still run); more rows may not.
+        assert len(batch) == 1 or len(batch) * max(costs[i] for i in batch) <= 100
+    assert [lengths[b[0]] for b in batches] == sorted((lengths[b[0]] for b in batches), reverse=True)
+    assert length_batches(lengths, 4) == [[5, 1, 3, 2], [4, 0, 6]]
+
+
+@pytest.mark.parametrize("mode", ["generate", "select", "constrained"])
+def test_a_token_budget_changes_the_batches_not_the_outputs(mode):
+    corrector = make(mode)
+    free = corrector.correct_many(RECORDS, batch_size=8)
+    corrector.config.max_batch_tokens = 64  # one or two records a batch
+    tight = corrector.correct_many(RECORDS, batch_size=8)
+    assert [c.text for c in tight] == [c.text for c in free]
+    for a, b in zip(tight, free, strict=True):
+        assert a.scores == pytest.approx(b.scores, abs=1e-4)
+
+
 def test_single_string_and_mode_override():
     corrector = make("auto")
     assert corrector.correct("he go to school", task="gec", mode="select").text == "he go to school"

@@ -200,3 +200,18 @@ def test_calibrate_writes_task_guards_that_from_pretrained_reads(capsys, ckpt, t
     corrector = Corrector.from_pretrained(folder)
     assert corrector.config.guard_for("asr").min_margin == float(saved["task_guards"]["asr"]["min_margin"])
     assert corrector.config.guard_for("gec") == corrector.config.guard
+
+
+def test_max_batch_tokens_option(capsys, ckpt, tmp_path):
+    src = str(EXAMPLES / "asr_nbest.jsonl")
+    outs = []
+    for budget in ("0", "32"):
+        out = tmp_path / f"out{budget}.jsonl"
+        code, _, err = run(
+            capsys, src, "-o", str(out), "--model", ckpt, "--mode", "select", "--max-batch-tokens", budget
+        )
+        assert code == 0, err
+        outs.append([r["text"] for r in lines(out)])
+    assert outs[0] == outs[1]
+    code, _, err = run(capsys, src, "--model", ckpt, "--max-batch-tokens", "-1")
+    assert code != 0 and any("--max-batch-tokens" in line for line in err)

@@ -81,12 +81,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
-    """--batch-size, --resume, --on-error, --threads: how the run goes, not what it computes."""
+    """--batch-size, --max-batch-tokens, --resume, --on-error, --threads: how the run goes, not what it computes."""
     parser.add_argument(
         "--batch-size",
         type=int,
         default=default(CorrectOptions, "batch_size"),
         help="records per model batch; the output is written and the progress shown after each (default %(default)s)",
+    )
+    parser.add_argument(
+        "--max-batch-tokens",
+        type=int,
+        default=default(CorrectOptions, "max_batch_tokens"),
+        help="token budget of a model batch: rows x (prompt + new tokens of its longest row) stay within it, "
+        "so long inputs (MT) run in smaller batches and memory stays bounded; 0: --batch-size alone "
+        "(default %(default)s)",
     )
     parser.add_argument(
         "--resume",

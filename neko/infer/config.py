@@ -34,6 +34,10 @@ class InferConfig:
             ``MtTask.shown_indices``).
         max_hypothesis_tokens: each hypothesis (and the source) is cut to this many tokens before the prompt
             is built, so a 10,000-character input cannot overflow the model.
+        max_batch_tokens: a model batch holds no more rows than keep rows x its longest row's tokens (prompt
+            plus new tokens; for scoring, prompt plus the texts scored) within this budget, so that long
+            inputs (MT: source and four candidates) run in smaller batches and memory stays bounded; None:
+            ``batch_size`` alone decides.
         max_prompt_tokens: hard cap of the prompt; a longer one keeps its head and tail (instruction and the
             answer cue) and loses the middle.
         new_tokens_ratio, new_tokens_extra, max_new_tokens: a record may generate
@@ -61,6 +65,7 @@ class InferConfig:
     max_hypotheses: int = 5
     max_hypothesis_tokens: int = 256
     max_prompt_tokens: int = 1536
+    max_batch_tokens: int | None = 4096
     new_tokens_ratio: float = 1.5
     new_tokens_extra: int = 8
     max_new_tokens: int = 384
@@ -79,6 +84,8 @@ class InferConfig:
             raise unknown_choice("select score", self.select_score, SELECT_SCORES)
         if self.num_beams < 1 or self.max_hypotheses < 1 or self.cn_beams < 1:
             raise ValueError("num_beams, cn_beams and max_hypotheses must be at least 1")
+        if self.max_batch_tokens is not None and self.max_batch_tokens < 1:
+            raise ValueError("max_batch_tokens must be at least 1 (or None: no token budget)")
 
     def guard_for(self, task: str) -> GuardConfig:
         """The guard thresholds of ``task``: its own when calibrated, else the general ones."""

@@ -139,8 +139,7 @@ class Corrector:
     def _select(self, recs, indices, prepared: list[Prepared], batch_size, progress) -> list[Correction]:
         outs: list[Correction | None] = [None] * len(prepared)
         # The prompt pass dominates (each prompt runs once): batch by prompt length to keep padding small.
-        lengths = [len(p.prompt_ids) for p in prepared]
-        for batch in length_batches(lengths, batch_size):
+        for batch in self._batches(prepared, batch_size):
             picks = select_best(
                 self.model,
                 self.tokenizer,
@@ -176,7 +175,7 @@ class Corrector:
             )
             for j, out in zip(other, picked, strict=True):
                 outs[j] = out
-        for batch in length_batches([len(prepared[j].prompt_ids) for j in cn], batch_size):
+        for batch in self._batches([prepared[j] for j in cn], batch_size):
             chosen = [cn[b] for b in batch]
             paths = prepared_paths(self.model, self.tokenizer, [prepared[j] for j in chosen], self.config)
             for j, (best,) in zip(chosen, paths, strict=True):
@@ -250,6 +249,7 @@ class Corrector:
                 [new_token_budget(p, self.config) for p in part],
                 batch_size=batch_size,
                 num_beams=self.config.num_beams,
+                max_batch_tokens=self.config.max_batch_tokens,
             )
             margins = self._margins(recs, indices[start : start + len(part)], part, texts, mode, batch_size)
             sets = self._fused_sets(recs, indices[start : start + len(part)], part, texts, mode, batch_size)
@@ -378,7 +378,7 @@ class Corrector:
             for p, texts in zip(prepared, surfaces, strict=True)
         ]
         logps: list[list[float]] = [[] for _ in prepared]
-        for batch in length_batches([len(p.prompt_ids) for p in prepared], batch_size):
+        for batch in self._batches(prepared, batch_size, ids):
             picks = select_best(
                 self.model,
                 self.tokenizer,
@@ -444,6 +444,23 @@ class Corrector:
             margin=candidates.margin,
             fused=float(fused[best]),
             features=candidates.feature_dict(best),
+        )
+
+    def _batches(
+        self, prepared: list[Prepared], batch_size: int, answers: list[list[list[int]]] | None = None
+    ) -> list[list[int]]:
+        """Scoring batches of ``prepared`` (indices), by prompt length: ``batch_size`` rows at most, and rows x
+        (prompt + every scored answer's tokens) within ``max_batch_tokens`` (``answers``: default the shown
+        hypotheses)."""
+        answers = answers or [p.hypothesis_ids for p in prepared]
+        return length_batches(
+            [len(p.prompt_ids) for p in prepared],
+            batch_size,
+            self.config.max_batch_tokens,
+            [
+                len(p.prompt_ids) + sum(len(a) + 1 for a in ans)
+                for p, ans in zip(prepared, answers, strict=True)
+            ],
         )
 
     def _groups(self, recs: list[Record]) -> dict[str | None, list[int]]:

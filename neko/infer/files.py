@@ -24,7 +24,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any, Literal, get_args
 
@@ -50,6 +50,7 @@ class CorrectOptions:
         model: model folder or name (None: the bundled model).
         mode: one of ``neko.infer.config.MODES``.
         batch_size: records per model batch; the output is written after each.
+        max_batch_tokens: token budget of a model batch (``InferConfig.max_batch_tokens``); 0: none.
         resume: continue a killed run of the same settings from ``OUTPUT.partial``.
         on_error: a bad input record stops the run before anything is written (``stop``), or becomes an
             error record (``skip``).
@@ -63,6 +64,7 @@ class CorrectOptions:
     model: str | None = None
     mode: str = "auto"
     batch_size: int = 16
+    max_batch_tokens: int = 4096
     resume: bool = False
     on_error: OnError = "stop"
     threads: int | None = None
@@ -216,6 +218,7 @@ def load_corrector(args: CorrectOptions):
                 "ignore", message=r".*is_gradient_checkpointing.*", category=FutureWarning
             )
             corrector = Corrector.from_pretrained(args.model, mode=args.mode, threads=args.threads)
+        corrector.config = replace(corrector.config, max_batch_tokens=args.max_batch_tokens or None)
     finally:
         hf_logging.set_verbosity(verbosity)
         if bars:
@@ -285,6 +288,8 @@ def correct_file(args: CorrectOptions) -> int:
     started = time.monotonic()
     if args.batch_size < 1:
         raise ConfigError("--batch-size must be at least 1")
+    if args.max_batch_tokens < 0:
+        raise ConfigError("--max-batch-tokens must be at least 0 (0: no token budget)")
     if args.on_error not in ON_ERROR:
         raise unknown_choice("on-error", args.on_error, ON_ERROR)
     fmt, items = read_items(args.input, args.format, args.task)

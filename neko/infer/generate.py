@@ -37,10 +37,36 @@ def left_pad(
     return ids.to(device), mask.to(device)
 
 
-def length_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
-    """Indices grouped into batches of similar length (longest first, so memory peaks early)."""
+def length_batches(
+    lengths: Sequence[int],
+    batch_size: int,
+    max_tokens: int | None = None,
+    costs: Sequence[int] | None = None,
+) -> list[list[int]]:
+    """Indices grouped into batches of similar length (longest first, so memory peaks early).
+
+    A batch holds at most ``batch_size`` rows and, given ``max_tokens``, at most as many rows as keep
+    rows x (largest cost among them) within it (always at least one row): the token budget of a padded
+    batch, which bounds its activations and KV cache whatever the inputs' lengths. ``costs`` are the tokens
+    a row takes (default its length; for generation, prompt plus new tokens).
+    """
+    costs = lengths if costs is None else costs
     order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
-    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+    batches: list[list[int]] = []
+    width = 0
+    for i in order:
+        batch = batches[-1] if batches else None
+        wider = max(width, costs[i])
+        full = batch is None or len(batch) >= batch_size
+        if not full and max_tokens is not None and (len(batch) + 1) * wider > max_tokens:
+            full = True
+        if full:
+            batches.append([i])
+            width = costs[i]
+        else:
+            batch.append(i)
+            width = wider
+    return batches
 
 
 @torch.inference_mode()
@@ -84,10 +110,13 @@ def generate_all(
     *,
     batch_size: int = 16,
     num_beams: int = 1,
+    max_batch_tokens: int | None = None,
 ) -> list[str]:
-    """Decoded texts of every prompt, in input order, generated in length-sorted batches."""
+    """Decoded texts of every prompt, in input order, generated in length-sorted batches (of at most
+    ``max_batch_tokens`` prompt-plus-new tokens times rows, beams counted as rows)."""
     texts: list[str] = [""] * len(prompts)
-    for batch in length_batches([len(p) for p in prompts], batch_size):
+    costs = [(len(p) + b) * num_beams for p, b in zip(prompts, budgets, strict=True)]
+    for batch in length_batches([len(p) for p in prompts], batch_size, max_batch_tokens, costs):
         outs = generate_batch(
             model, tokenizer, [prompts[i] for i in batch], [budgets[i] for i in batch], num_beams=num_beams
         )
