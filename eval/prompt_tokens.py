@@ -10,7 +10,9 @@ length is printed beside them.
     python eval/prompt_tokens.py ~/.cache/neko/prepared/hyporadise_atis_train.jsonl \
         ~/.cache/neko/prepared/wmt22_de-en.jsonl ~/.cache/neko/prepared/icdar2017.jsonl
 
-Prints one JSON line per file: mean tokens per record of each part, and each part's share of the total.
+Prints one JSON line per file: mean tokens per record of each part, each part's share of the total, and the
+same example's tokens with the ``compact`` prompt style (``neko.tasks.base``: no instruction sentence, no
+numbers) as ``prompt_compact`` and ``compact_saving`` (the share of prompt + target tokens it removes).
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ def parts(tokenizer, record) -> dict[str, int]:
         numbering = sum(count(f"{i}.") for i in range(1, len(shown) + 1))
     return {
         "prompt": len(encode_prompt(tokenizer, record)),
+        "prompt_compact": len(encode_prompt(tokenizer, record, "compact")),
         "instruction_and_cue": count(task.instruction) + count(f"{task.cue}:"),
         "source": count(record.source or ""),
         "numbering": numbering,
@@ -80,8 +83,10 @@ def main() -> None:
         rows = [parts(tokenizer, r) for r in itertools.islice(read_records(path), args.limit)]
         mean = {key: round(statistics.fmean(r[key] for r in rows), 1) for key in rows[0]}
         total = mean["prompt"] + mean["target"]
-        share = {key: round(value / total, 3) for key, value in mean.items() if key != "prompt"}
-        print(json.dumps({"file": path, "records": len(rows), "tokens": mean, "share": share}), flush=True)
+        share = {key: round(value / total, 3) for key, value in mean.items() if not key.startswith("prompt")}
+        saving = round(1 - (mean["prompt_compact"] + mean["target"]) / total, 3)
+        line = {"file": path, "records": len(rows), "tokens": mean, "share": share, "compact_saving": saving}
+        print(json.dumps(line), flush=True)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import torch
 from train_helpers import tiny_base, write_task_data
 
 from neko.cli import main
+from neko.errors import ConfigError
 from neko.records import read_records
 from neko.train.adapt import adapt, load_examples, split_dev
 
@@ -103,3 +104,26 @@ def test_continue_from_a_corrector_folder(setup) -> None:
     report = adapt([str(setup["ocr"])], out, model=str(first), max_steps=1, threads=1)
     assert report.start == str(first)
     assert read_config(out)[0].routing == "dense"
+
+
+def test_a_compact_prompt_is_trained_and_read_back(setup) -> None:
+    """--prompt compact: the run trains on compact prompts, the folder says so, inference reads them."""
+    from neko import Corrector
+    from neko.infer.prompt import prepare
+    from neko.records import Record
+    from neko.tasks import encode_prompt
+
+    out = setup["root"] / "compact"
+    argv = ["adapt", str(setup["asr"]), "--out", str(out), "--model", str(setup["base"]), "--max-steps", "2"]
+    assert main([*argv, "--prompt", "compact", "--threads", "1"]) == 0
+    saved = json.loads((out / "neko_config.json").read_text())
+    assert saved["model"]["prompt"] == saved["training"]["recipe"]["model"]["prompt"] == "compact"
+    corrector = Corrector.from_pretrained(out, threads=1)
+    record = Record(id="x", task="asr", dataset="d", hypotheses=["the quick fox", "a quick fox"])
+    ids = prepare(corrector.tokenizer, record, corrector.config, corrector.prompt_style).prompt_ids
+    assert corrector.prompt_style == "compact" and ids == encode_prompt(
+        corrector.tokenizer, record, "compact"
+    )
+    # A continued corrector keeps the style it was trained on.
+    with pytest.raises(ConfigError, match="compact"):
+        adapt([str(setup["asr"])], setup["root"] / "restyled", model=str(out), max_steps=1, prompt="full")

@@ -85,3 +85,14 @@ def test_a_bare_no_is_the_choice_no() -> None:
     assert load_config(path, ["mixed_precision=bf16"]).mixed_precision == "bf16"
     with pytest.raises(ConfigError, match="mixed_precision: expected one of no, bf16, fp16"):
         load_config(path, ["mixed_precision=fp8"])
+
+
+def test_model_prompt_style_defaults_to_full_and_is_checked():
+    from neko.model.config import ModelConfig
+
+    old = ModelConfig().to_dict()
+    del old["prompt"]  # a config written before prompt styles existed
+    assert ModelConfig.from_dict(old).prompt == "full"
+    assert ModelConfig.from_dict({**old, "prompt": "compact"}).prompt == "compact"
+    with pytest.raises(ConfigError, match="prompt style"):
+        ModelConfig(prompt="short")

@@ -57,6 +57,27 @@ def test_prompts() -> None:
     assert TASKS["mt"].target(RECORDS["mt"]) == "That is good."
 
 
+def test_compact_prompts_drop_the_instruction_and_the_numbers(tokenizer) -> None:
+    assert TASKS["asr"].build_prompt(RECORDS["asr"], "compact") == (
+        "ASR:\nshow me flights\nshow me flight\nso me flights\nTranscript:"
+    )
+    mt = TASKS["mt"].build_prompt(RECORDS["mt"], "compact")
+    assert mt.startswith("Source: Das ist gut.\ncandidate 0\n") and mt.endswith("candidate 3\nTranslation:")
+    assert TASKS["ocr"].build_prompt(RECORDS["ocr"], "compact") == "OCR: Tlie  quick brown fox\nText:"
+    assert TASKS["gec"].build_prompt(RECORDS["gec"], "compact") == "Sentence: He go to school .\nCorrection:"
+    for name, record in RECORDS.items():
+        full, compact = (len(encode_prompt(tokenizer, record, style)) for style in ("full", "compact"))
+        assert compact < full, name
+        # The target is the same in both styles; only the prompt before it changes.
+        a, b = (encode_example(tokenizer, record, 512, style) for style in ("full", "compact"))
+        targets = [
+            [t for t, y in zip(e["input_ids"], e["labels"], strict=True) if y != IGNORE_INDEX] for e in (a, b)
+        ]
+        assert targets[0] == targets[1]
+    with pytest.raises(ConfigError, match="prompt style"):
+        TASKS["asr"].build_prompt(RECORDS["asr"], "short")
+
+
 def test_registry_matches_metrics() -> None:
     from neko.metrics import DEFAULT_NORMALIZERS, TASK_METRICS
 

@@ -6,7 +6,8 @@ import argparse
 
 from neko.commands import default
 from neko.readers import FORMATS
-from neko.train.adapt import adapt
+from neko.tasks.base import PROMPT_STYLES
+from neko.train.adapt import DEFAULT_PROMPT, adapt
 
 HELP = "fit the corrector to your own data (records with references): train within a time budget, calibrate"
 
@@ -47,6 +48,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=default(adapt, "max_steps"),
         help="optimiser steps (with --minutes: at most)",
     )
+    parser.add_argument(
+        "--prompt",
+        default=default(adapt, "prompt"),
+        choices=PROMPT_STYLES,
+        help=f"prompt style of a fresh LoRA (default {DEFAULT_PROMPT}; a continued corrector keeps its own)",
+    )
     parser.add_argument("--resume", action="store_true", help="continue a killed adaptation in --out exactly")
     parser.add_argument("--seed", type=int, default=default(adapt, "seed"))
     parser.add_argument(
@@ -73,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
         resume=args.resume,
         seed=args.seed,
         threads=args.threads,
+        prompt=args.prompt,
     )
     print(
         f"adapted {report.start} on {report.train_records} records in {report.steps} steps "

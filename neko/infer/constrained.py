@@ -36,6 +36,7 @@ from neko.infer.generate import left_pad, special_ids
 from neko.infer.prompt import Prepared, answer_ids, encode_text, prepare
 from neko.infer.select import Trie, _log_probs, pass_groups, score_shared
 from neko.records import Record
+from neko.tasks.base import PromptStyle
 
 # The tasks whose n-best lists are word sequences of one utterance: a confusion network means something.
 CN_TASKS = ("asr",)
@@ -373,15 +374,17 @@ def constrained_candidates(
     records: Sequence[Record],
     config: InferConfig,
     top_k: int = 4,
+    style: PromptStyle = "full",
 ) -> list[list[CnPath]]:
-    """Up to ``top_k`` constrained paths of each record (best first), as extra candidates of a decision.
+    """Up to ``top_k`` constrained paths of each record (best first), as extra candidates of a decision
+    (prompts in the model's ``style``).
 
     Records of a task without a confusion network (not in ``CN_TASKS``) get an empty list. Routing is the
     caller's (run it inside ``Corrector._routing`` to force a task expert).
     """
     results: list[list[CnPath]] = [[] for _ in records]
     wanted = [i for i, r in enumerate(records) if r.task in CN_TASKS]
-    prepared = [prepare(tokenizer, records[i], config) for i in wanted]
+    prepared = [prepare(tokenizer, records[i], config, style) for i in wanted]
     for i, paths in zip(wanted, prepared_paths(model, tokenizer, prepared, config, top_k), strict=True):
         results[i] = paths
     return results

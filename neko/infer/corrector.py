@@ -54,6 +54,8 @@ class Corrector:
         self.tokenizer = tokenizer
         self.config = config or InferConfig()
         self.model_config = model_config
+        # The prompt style the model was trained on (a model config without one: the original full prompt).
+        self.prompt_style = getattr(model_config, "prompt", "full")
 
     @classmethod
     def from_pretrained(
@@ -124,7 +126,7 @@ class Corrector:
         recs = [as_record(r) for r in records]
         results: list[Correction | None] = [None] * len(recs)
         for task, indices in self._groups(recs).items():
-            prepared = [prepare(self.tokenizer, recs[i], self.config) for i in indices]
+            prepared = [prepare(self.tokenizer, recs[i], self.config, self.prompt_style) for i in indices]
             with self._routing(task):
                 if mode == "select":
                     outs = self._select(recs, indices, prepared, batch_size, progress)
@@ -337,7 +339,7 @@ class Corrector:
             raise ValueError("score_candidates needs one generated text (or None) and extra list per record")
         sets: list[CandidateSet | None] = [None] * len(recs)
         for task, indices in self._groups(recs).items():
-            prepared = [prepare(self.tokenizer, recs[i], self.config) for i in indices]
+            prepared = [prepare(self.tokenizer, recs[i], self.config, self.prompt_style) for i in indices]
             with self._routing(task):
                 more = self._source_texts(prepared, [tuple(sources)] * len(prepared))
                 given = [list(extras[i]) if extras is not None else [] for i in indices]

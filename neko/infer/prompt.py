@@ -14,7 +14,7 @@ from typing import Any
 from neko.infer.config import InferConfig
 from neko.records import Record
 from neko.tasks import encode_prompt, get_task
-from neko.tasks.base import SHOWN_IN_ORDER
+from neko.tasks.base import SHOWN_IN_ORDER, PromptStyle
 
 
 @dataclass
@@ -56,8 +56,8 @@ def _cut(tokenizer: Any, text: str, limit: int) -> tuple[str, bool]:
     return tokenizer.decode(ids[:limit], skip_special_tokens=True), True
 
 
-def _task_prompt(tokenizer: Any, record: Record) -> list[int]:
-    encoded = encode_prompt(tokenizer, record)
+def _task_prompt(tokenizer: Any, record: Record, style: PromptStyle) -> list[int]:
+    encoded = encode_prompt(tokenizer, record, style)
     if isinstance(encoded, dict) or hasattr(encoded, "keys"):
         encoded = encoded["input_ids"]
     return list(encoded)
@@ -70,8 +70,9 @@ def shown_for(record: Record, config: InferConfig) -> list[int]:
     return get_task(record.task).shown_indices(record, config.max_hypotheses)
 
 
-def prepare(tokenizer: Any, record: Record, config: InferConfig) -> Prepared:
-    """Cut ``record`` to the budget of ``config`` and encode its prompt and its hypotheses."""
+def prepare(tokenizer: Any, record: Record, config: InferConfig, style: PromptStyle = "full") -> Prepared:
+    """Cut ``record`` to the budget of ``config`` and encode its prompt (in the model's prompt ``style``,
+    ``ModelConfig.prompt``) and its hypotheses."""
     shown = shown_for(record, config)
     texts = [record.hypotheses[i] for i in shown]
     truncated = len(shown) < len({" ".join(h.split()) for h in record.hypotheses})
@@ -87,7 +88,7 @@ def prepare(tokenizer: Any, record: Record, config: InferConfig) -> Prepared:
     # consensus) must not rank this subset again.
     meta = {**record.meta, SHOWN_IN_ORDER: True}
     view = replace(record, hypotheses=texts, source=source, scores=scores, meta=meta)
-    prompt_ids = _task_prompt(tokenizer, view)
+    prompt_ids = _task_prompt(tokenizer, view, style)
     limit = config.max_prompt_tokens
     if len(prompt_ids) > limit:
         head = limit // 2

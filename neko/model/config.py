@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from neko.errors import ConfigError, check_keys, unknown_choice
 from neko.tasks import TASKS
+from neko.tasks.base import PROMPT_STYLES, PromptStyle
 
 Routing = Literal["neko", "learned", "dense"]
 
@@ -47,7 +48,9 @@ class ModelConfig:
     router loss added to the LM loss: in ``neko`` routing that loss is the cross-entropy of the router
     logits against the task's expert (0.1 keeps it well below the LM loss of a pretrained model, yet the
     router reaches the right expert within a few hundred steps); in ``learned`` routing the load-balancing
-    loss is scaled by ``aux_loss_coef`` (transformers' Mixtral default, 0.01) instead.
+    loss is scaled by ``aux_loss_coef`` (transformers' Mixtral default, 0.01) instead. ``prompt`` is the
+    prompt style the model is trained on and read with (``neko.tasks.base.PROMPT_STYLES``; a config without
+    it is ``full``, the style of every model trained before styles existed).
     """
 
     base: str = "smollm2-135m"
@@ -59,8 +62,11 @@ class ModelConfig:
     aux_loss_coef: float = 0.01
     lora: LoraSettings = field(default_factory=LoraSettings)
     base_sha256: str | None = None
+    prompt: PromptStyle = "full"
 
     def __post_init__(self) -> None:
+        if self.prompt not in PROMPT_STYLES:
+            raise unknown_choice("prompt style", self.prompt, PROMPT_STYLES)
         if self.routing not in ROUTINGS:
             raise unknown_choice("routing", self.routing, ROUTINGS)
         if self.routing != "dense":

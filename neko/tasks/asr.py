@@ -14,9 +14,9 @@ MAX_HYPOTHESES = 5  # HyPoradise ships 5-best lists; more costs tokens with litt
 class AsrTask(Task):
     """Speech recognition n-best correction: the de-duplicated n-best (best first, at most 5), numbered."""
 
-    def body(self, record: Record) -> str:
-        """The numbered, de-duplicated hypotheses (repeats only waste tokens and fake a consensus)."""
-        return numbered(self.shown(record))
+    def body(self, record: Record, numbers: bool = True) -> str:
+        """The de-duplicated hypotheses, numbered (repeats only waste tokens and fake a consensus)."""
+        return numbered(self.shown(record), numbers)
 
 
 ASR = AsrTask(
@@ -28,4 +28,5 @@ ASR = AsrTask(
     normalizer="hyporadise",
     expert=0,
     max_shown=MAX_HYPOTHESES,
+    tag="ASR:",
 )

@@ -10,13 +10,24 @@ Layout (the cue ends the prompt; the target follows after one space and ends wit
     <instruction>
     <body lines>
     <cue>: <target><eos>
+
+Two prompt styles (``PROMPT_STYLES``; a model's ``ModelConfig.prompt`` says which one it was trained on, and
+inference reads it from there): ``full`` (above, with numbered candidates: what every model before the style
+existed was trained on) and ``compact``, which drops what a trained corrector does not need to read: the
+instruction sentence (ASR keeps a 3-token tag, the other tasks' bodies already name their input) and the
+candidate numbers. ``eval/prompt_tokens.py --style`` measures both.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
+from neko.errors import unknown_choice
 from neko.records import Record
+
+PromptStyle = Literal["full", "compact"]
+PROMPT_STYLES: tuple[PromptStyle, ...] = get_args(PromptStyle)
 
 # meta key of a record whose hypotheses are already the shown ones in prompt order (a task must not reorder them).
 SHOWN_IN_ORDER = "shown_in_order"
@@ -39,8 +50,10 @@ def distinct_indices(texts: list[str], limit: int | None = None) -> list[int]:
     return out
 
 
-def numbered(texts: list[str]) -> str:
-    """``1. first`` / ``2. second`` ... one a line."""
+def numbered(texts: list[str], numbers: bool = True) -> str:
+    """``1. first`` / ``2. second`` ... one a line (``numbers`` False: the texts alone, one a line)."""
+    if not numbers:
+        return "\n".join(texts)
     return "\n".join(f"{i}. {text}" for i, text in enumerate(texts, 1))
 
 
@@ -62,6 +75,7 @@ class Task:
         expert: the task's expert in the default ``ModelConfig.expert_map``.
         max_shown: how many distinct hypotheses the prompt shows at most (None: the body decides, e.g. OCR
             and GEC show only the first); inference never shows or scores more.
+        tag: the first line of the ``compact`` prompt ("": none, the body names the input itself).
     """
 
     name: str
@@ -71,9 +85,10 @@ class Task:
     normalizer: str
     expert: int
     max_shown: int | None = None
+    tag: str = ""
 
-    def body(self, record: Record) -> str:
-        """The task-specific middle of the prompt."""
+    def body(self, record: Record, numbers: bool = True) -> str:
+        """The task-specific middle of the prompt (``numbers``: candidates numbered, as ``full`` shows them)."""
         raise NotImplementedError
 
     def shown_indices(self, record: Record, limit: int | None = None) -> list[int]:
@@ -89,8 +104,14 @@ class Task:
         """The hypotheses the prompt lists (``shown_indices``), whitespace collapsed."""
         return [" ".join(record.hypotheses[i].split()) for i in self.shown_indices(record)]
 
-    def build_prompt(self, record: Record) -> str:
-        """The full prompt for a record, ending with the answer cue (no trailing space)."""
+    def build_prompt(self, record: Record, style: PromptStyle = "full") -> str:
+        """The prompt for a record in ``style`` (``PROMPT_STYLES``), ending with the answer cue (no trailing
+        space)."""
+        if style == "compact":
+            head = f"{self.tag}\n" if self.tag else ""
+            return f"{head}{self.body(record, numbers=False)}\n{self.cue}:"
+        if style != "full":
+            raise unknown_choice("prompt style", style, PROMPT_STYLES)
         return f"{self.instruction}\n{self.body(record)}\n{self.cue}:"
 
     def target(self, record: Record) -> str:

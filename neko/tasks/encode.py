@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from neko.records import Record
+from neko.tasks.base import PromptStyle
 
 IGNORE_INDEX = -100  # the label value that torch's cross-entropy skips
 _KEEP_TAIL = 8  # prompt tokens kept from the end on truncation: the cue must survive
@@ -21,9 +22,9 @@ def _task(record: Record):
     return get_task(record.task)
 
 
-def encode_prompt(tokenizer: Any, record: Record) -> list[int]:
-    """The prompt's token ids (with the tokenizer's own BOS, if it adds one), for generation."""
-    return list(tokenizer(_task(record).build_prompt(record), add_special_tokens=True)["input_ids"])
+def encode_prompt(tokenizer: Any, record: Record, style: PromptStyle = "full") -> list[int]:
+    """The prompt's token ids in ``style`` (with the tokenizer's own BOS, if it adds one), for generation."""
+    return list(tokenizer(_task(record).build_prompt(record, style), add_special_tokens=True)["input_ids"])
 
 
 def _truncate_prompt(ids: list[int], room: int) -> list[int]:
@@ -34,7 +35,9 @@ def _truncate_prompt(ids: list[int], room: int) -> list[int]:
     return ids[: room - tail] + ids[len(ids) - tail :]
 
 
-def encode_example(tokenizer: Any, record: Record, max_len: int) -> dict[str, list[int]]:
+def encode_example(
+    tokenizer: Any, record: Record, max_len: int, style: PromptStyle = "full"
+) -> dict[str, list[int]]:
     """``input_ids`` = prompt + " " + target + EOS and ``labels`` = -100 on the prompt, the ids on the rest.
 
     At most ``max_len`` tokens: a target longer than half of ``max_len`` is cut (and then gets no EOS, so
@@ -42,7 +45,7 @@ def encode_example(tokenizer: Any, record: Record, max_len: int) -> dict[str, li
     """
     if tokenizer.eos_token_id is None:
         raise ValueError("the tokenizer has no EOS token; the corrector could not learn when to stop")
-    prompt = encode_prompt(tokenizer, record)
+    prompt = encode_prompt(tokenizer, record, style)
     target = list(tokenizer(" " + _task(record).target(record), add_special_tokens=False)["input_ids"])
     target.append(tokenizer.eos_token_id)
     if len(prompt) + len(target) > max_len:

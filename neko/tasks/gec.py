@@ -12,7 +12,7 @@ from neko.tasks.base import Task
 class GecTask(Task):
     """Grammatical error correction of one sentence (the first hypothesis)."""
 
-    def body(self, record: Record) -> str:
+    def body(self, record: Record, numbers: bool = True) -> str:
         """``Sentence: <text>``."""
         return f"Sentence: {record.hypotheses[0]}"
 

@@ -34,9 +34,9 @@ class MtTask(Task):
         order = sorted(range(len(hypotheses)), key=lambda i: -means[i])  # stable: ties keep the given order
         return [order[k] for k in distinct_indices([hypotheses[i] for i in order], self.shown_cap(limit))]
 
-    def body(self, record: Record) -> str:
-        """``Source: ...`` then the numbered candidates (the source is omitted when unknown)."""
-        candidates = numbered(self.shown(record))
+    def body(self, record: Record, numbers: bool = True) -> str:
+        """``Source: ...`` then the candidates, numbered (the source is omitted when unknown)."""
+        candidates = numbered(self.shown(record), numbers)
         if record.source:
             return f"Source: {' '.join(record.source.split())}\n{candidates}"
         return candidates

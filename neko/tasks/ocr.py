@@ -12,7 +12,7 @@ from neko.tasks.base import Task
 class OcrTask(Task):
     """OCR post-correction: the first hypothesis (the OCR line) as is; only the first is shown."""
 
-    def body(self, record: Record) -> str:
+    def body(self, record: Record, numbers: bool = True) -> str:
         """``OCR: <text>``; whitespace is kept as is, since OCR spacing errors are part of what to fix."""
         return f"OCR: {record.hypotheses[0]}"
 

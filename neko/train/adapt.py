@@ -31,6 +31,7 @@ from typing import Any
 from neko.errors import ConfigError, InputError, NekoError
 from neko.model.config import LoraSettings, ModelConfig
 from neko.records import Record, write_records
+from neko.tasks.base import PromptStyle
 from neko.train.config import DataSource, RunConfig, TrainConfig
 
 DEV_FRACTION = 0.1
@@ -40,6 +41,7 @@ DEFAULT_MINUTES = 15.0
 # 30 dev records of a 300-list run, the best thresholds took 125 held-out records from 23.86 to 25.46 WER.
 CONFIDENCE = 0.95
 REPORT = "adapt.json"
+DEFAULT_PROMPT: PromptStyle = "full"
 
 
 @dataclass
@@ -122,9 +124,20 @@ def adapt_recipe(
     max_steps: int | None = None,
     seed: int = 0,
     threads: int | None = None,
+    prompt: PromptStyle | None = None,
 ) -> RunConfig:
-    """The training recipe of an adaptation into ``out`` (data in ``out/data``, the run in ``out/run``)."""
+    """The training recipe of an adaptation into ``out`` (data in ``out/data``, the run in ``out/run``).
+
+    ``prompt``: the prompt style of a fresh LoRA (default ``DEFAULT_PROMPT``); a continued corrector keeps
+    the style it was trained on (another one is an error)."""
     model_config, init_from = start_point(model)
+    if init_from and prompt is not None and prompt != model_config.prompt:
+        raise ConfigError(
+            f"{model} was trained on the {model_config.prompt!r} prompt; a continued corrector keeps it "
+            f"(--prompt {prompt} needs a fresh start: a base model)"
+        )
+    if not init_from:
+        model_config = replace(model_config, prompt=prompt or DEFAULT_PROMPT)
     train = TrainConfig(
         data=[DataSource(path=str(out / "data" / "train.jsonl"), name="adapt")],
         max_tokens=1024,
@@ -231,6 +244,7 @@ def adapt(
     resume: bool = False,
     seed: int = 0,
     threads: int | None = None,
+    prompt: PromptStyle | None = None,
 ) -> AdaptReport:
     """Adapt a corrector to ``train`` (files of records with references) and write it into ``out``.
 
@@ -246,6 +260,7 @@ def adapt(
         resume: continue a killed adaptation in ``out`` exactly (same inputs required).
         seed: seed of the dev split, the data order and the initialisation.
         threads: torch CPU threads (default: all cores).
+        prompt: prompt style of a fresh LoRA (``neko.tasks.base.PROMPT_STYLES``; default ``DEFAULT_PROMPT``).
     """
     from neko.train.trainer import train as run_training
 
@@ -257,7 +272,7 @@ def adapt(
         return done
     paths = [train] if isinstance(train, str) else list(train)
     dev_records, dev_source = _prepare_data(out, paths, dev, format, task, seed)
-    config = adapt_recipe(out, model, minutes, max_steps, seed, threads)
+    config = adapt_recipe(out, model, minutes, max_steps, seed, threads, prompt)
     started = time.perf_counter()
     has_checkpoint = (out / "run" / "checkpoints").is_dir() and any((out / "run" / "checkpoints").iterdir())
     final = run_training(config, resume=resume and has_checkpoint)

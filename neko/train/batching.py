@@ -18,6 +18,7 @@ from typing import Any
 from neko.model.config import ModelConfig
 from neko.records import Record
 from neko.tasks import IGNORE_INDEX, encode_example
+from neko.tasks.base import PromptStyle
 from neko.train.config import DataSource, TrainConfig
 from neko.train.mixture import Mixture, open_sources
 from neko.train.sampler import DynamicBucketingSampler, estimate_bucket_edges
@@ -39,12 +40,12 @@ class EncodedRecord(Record):
 class EncodedMixture:
     """The mixture's records as ``EncodedRecord``; its state is the mixture's (the sampler checkpoints it)."""
 
-    def __init__(self, mixture: Mixture, tokenizer: Any, max_len: int) -> None:
-        self.mixture, self.tokenizer, self.max_len = mixture, tokenizer, max_len
+    def __init__(self, mixture: Mixture, tokenizer: Any, max_len: int, style: PromptStyle = "full") -> None:
+        self.mixture, self.tokenizer, self.max_len, self.style = mixture, tokenizer, max_len, style
 
     def __iter__(self) -> Iterator[EncodedRecord]:
         for record in self.mixture:
-            encoding = encode_example(self.tokenizer, record, self.max_len)
+            encoding = encode_example(self.tokenizer, record, self.max_len, self.style)
             yield EncodedRecord(**vars(record), encoding=encoding)
 
     def state_dict(self) -> dict[str, Any]:
@@ -56,16 +57,19 @@ class EncodedMixture:
         self.mixture.load_state_dict(state)
 
 
-def build_sampler(train: TrainConfig, tokenizer: Any) -> DynamicBucketingSampler[EncodedRecord]:
-    """The token-budget sampler over the training mixture, with bucket edges from a separate seeded sample."""
+def build_sampler(
+    train: TrainConfig, tokenizer: Any, style: PromptStyle = "full"
+) -> DynamicBucketingSampler[EncodedRecord]:
+    """The token-budget sampler over the training mixture (prompts in ``style``), with bucket edges from a
+    separate seeded sample."""
     # A second mixture with another seed gives the length sample without advancing the training stream.
     probe = build_mixture(train.data, train.alpha, train.seed + 1)
     lengths = [
-        len(encode_example(tokenizer, probe.draw(), train.max_len)["input_ids"])
+        len(encode_example(tokenizer, probe.draw(), train.max_len, style)["input_ids"])
         for _ in range(train.bucket_sample)
     ]
     return DynamicBucketingSampler(
-        EncodedMixture(build_mixture(train.data, train.alpha, train.seed), tokenizer, train.max_len),
+        EncodedMixture(build_mixture(train.data, train.alpha, train.seed), tokenizer, train.max_len, style),
         length_fn=lambda record: len(record.encoding["input_ids"]),
         max_tokens=train.max_tokens,
         bucket_edges=estimate_bucket_edges(lengths, train.num_buckets),
@@ -113,7 +117,8 @@ def collate(
     import torch
 
     examples = [
-        r.encoding if isinstance(r, EncodedRecord) else encode_example(tokenizer, r, max_len) for r in records
+        r.encoding if isinstance(r, EncodedRecord) else encode_example(tokenizer, r, max_len, model.prompt)
+        for r in records
     ]
     width = max(len(e["input_ids"]) for e in examples)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id

@@ -49,7 +49,7 @@ def dev_loss(
     import torch
 
     device = next(model.parameters()).device
-    ordered = sorted(records, key=lambda r: len(encode_prompt(tokenizer, r)))
+    ordered = sorted(records, key=lambda r: len(encode_prompt(tokenizer, r, model_cfg.prompt)))
     total, count = 0.0, 0
     with torch.no_grad():
         for start in range(0, len(ordered), _BATCH):
@@ -76,7 +76,9 @@ def dev_metrics(
     from neko.infer.corrector import Corrector
     from neko.metrics import score_corpus
 
-    corrector = Corrector(model, tokenizer, InferConfig(mode="generate", max_new_tokens=train.max_new_tokens))
+    corrector = Corrector(
+        model, tokenizer, InferConfig(mode="generate", max_new_tokens=train.max_new_tokens), model_cfg
+    )
 
     by_task: dict[str, list[Record]] = defaultdict(list)
     for record in records:

@@ -30,6 +30,7 @@ from neko.baselines.oracle import word_errors
 from neko.infer.select import Trie
 from neko.records import Record
 from neko.tasks import IGNORE_INDEX, encode_example, get_task
+from neko.tasks.base import PromptStyle
 
 
 @dataclass
@@ -61,15 +62,18 @@ def shown_hypotheses(record: Record) -> list[str]:
     return get_task(record.task).shown(record)
 
 
-def rank_lists(tokenizer: Any, records: Sequence[Record], max_len: int, temperature: float) -> list[RankList]:
-    """The ``RankList`` of every record with a reference and at least two distinct shown hypotheses."""
+def rank_lists(
+    tokenizer: Any, records: Sequence[Record], max_len: int, temperature: float, style: PromptStyle = "full"
+) -> list[RankList]:
+    """The ``RankList`` of every record with a reference and at least two distinct shown hypotheses (prompts
+    in ``style``)."""
     lists = []
     for row, record in enumerate(records):
         hyps = shown_hypotheses(record)
         if len(hyps) < 2 or not record.references:
             continue
         # encode_example is THE encoding: the hypothesis as the target gives its ids (cut, EOS when whole).
-        encoded = [encode_example(tokenizer, replace(record, references=[h]), max_len) for h in hyps]
+        encoded = [encode_example(tokenizer, replace(record, references=[h]), max_len, style) for h in hyps]
         answers = [
             [t for t, label in zip(e["input_ids"], e["labels"], strict=True) if label != IGNORE_INDEX]
             for e in encoded
@@ -141,14 +145,16 @@ def rank_loss(
     temperature: float,
     expert_ids: torch.Tensor | None = None,
     routing: str = "dense",
+    style: PromptStyle = "full",
 ) -> torch.Tensor:
     """The mean ranking loss of the micro-batch's records (0, without a graph, when none has a list).
 
-    ``expert_ids`` ([batch], the micro-batch's) and ``routing`` route the pass as the LM loss's pass is.
+    ``expert_ids`` ([batch], the micro-batch's) and ``routing`` route the pass as the LM loss's pass is;
+    ``style`` is the model's prompt style.
     """
     from neko.model.routing import task_routing
 
-    lists = rank_lists(tokenizer, records, max_len, temperature)
+    lists = rank_lists(tokenizer, records, max_len, temperature, style)
     device = next(model.parameters()).device
     if not lists:
         return torch.zeros((), device=device)

@@ -176,7 +176,7 @@ class _Run:
         set_seed(self.tc.seed)
         self._setup_model(resume)
         self.scheduler = self._schedule(self.tc.max_steps)
-        self.sampler = build_sampler(self.tc, self.tokenizer)
+        self.sampler = build_sampler(self.tc, self.tokenizer, config.model.prompt)
         if self.accelerator.is_main_process:
             mixture = self.sampler.source.mixture
             shares = ", ".join(
@@ -372,6 +372,7 @@ class _Run:
                         tc.rank_temperature,
                         batch.expert_ids,
                         config.model.routing,
+                        config.model.prompt,
                     )
                 loss = loss + tc.rank_loss_weight * rank
                 sums[5] += float(rank.detach())
