@@ -56,7 +56,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-extras",
         action="store_true",
-        help="fit fusion on the hypotheses and the generated text only (no confusion-network paths)",
+        help="fit fusion on the hypotheses and the generated text only (no confusion-network or "
+        "spelling-lattice paths)",
     )
 
 

@@ -27,7 +27,8 @@ modes:
               hypothesis has
   constrained ASR: beam search over the paths of the n-best's confusion network, scored by the
               model: recombines words across hypotheses, never writes a word that no hypothesis
-              has (other tasks: select)
+              has; OCR: the same over the line's spelling lattice (each word, or a dictionary word
+              a few edits away); other tasks: select
 
 stderr: warnings about suspicious input, model loading, a progress bar, and a summary line (records
 written, changed, left as they were, fell back, errors, seconds, output path). Bad input stops before
@@ -75,7 +76,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=default(CorrectOptions, "mode"),
         choices=MODES,
         help="auto (default): generate, guarded; generate: as generated; select: best hypothesis; "
-        "constrained: best confusion-network path (see modes above)",
+        "constrained: best confusion-network (ASR) or spelling-lattice (OCR) path (see modes above)",
     )
     _add_run_options(parser)
 

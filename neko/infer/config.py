@@ -25,8 +25,9 @@ class InferConfig:
         mode: ``generate`` (the model writes the correction), ``select`` (the model scores the hypotheses and
             the best one is returned: it cannot hallucinate), ``auto`` (generate, then the guard) or
             ``constrained`` (ASR: beam search over the paths of the n-best's confusion network, scored by
-            the model; it can recombine words of different hypotheses but cannot write a new one; other
-            tasks fall back to ``select``).
+            the model; it can recombine words of different hypotheses but cannot write a new one; OCR: the
+            same over the line's spelling lattice, ``neko.infer.spelling``; other tasks fall back to
+            ``select``).
         num_beams: 1 = greedy decoding; more = beam search.
         max_hypotheses: n-best size shown in the prompt (and scored by ``select``), never more than the
             task's own cap (``Task.max_shown``: 4 MT candidates); longer lists keep their first (best)

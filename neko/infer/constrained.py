@@ -1,4 +1,7 @@
-"""``constrained`` mode: beam search restricted to the paths of the n-best's word confusion network (ASR).
+"""``constrained`` mode: beam search restricted to the paths of a lattice of the record's words.
+
+For ASR the lattice is the n-best's word confusion network (below); for OCR it is the line's spelling
+lattice (``neko.infer.spelling``: each word, or a dictionary word a few edits away). The search is the same.
 
 The shown hypotheses are aligned into a confusion network (``neko.baselines.confusion_network``): a
 sequence of slots, each holding the words the hypotheses put there (and ``EPS`` where some hypothesis puts
@@ -38,8 +41,8 @@ from neko.infer.select import Trie, _log_probs, pass_groups, score_shared
 from neko.records import Record
 from neko.tasks.base import PromptStyle
 
-# The tasks whose n-best lists are word sequences of one utterance: a confusion network means something.
-CN_TASKS = ("asr",)
+# The tasks with a lattice: ASR (the n-best's confusion network), OCR (the line's spelling lattice).
+LATTICE_TASKS = ("asr", "ocr")
 
 
 @dataclass
@@ -72,6 +75,18 @@ def slot_options(network: ConfusionNetwork) -> list[list[tuple[str, float]]]:
         total = sum(slot.values())
         options.append([(word, math.log(weight / total)) for word, weight in slot.items()])
     return options
+
+
+def lattice_of(task: str, hypotheses: Sequence[str]) -> list[list[tuple[str, float]]]:
+    """The slots of a record's lattice, each option (a word or words, or ``EPS``) with its log weight: the
+    confusion network of the n-best for ASR, the spelling lattice of the first hypothesis for OCR."""
+    if task == "asr":
+        return slot_options(network_of(hypotheses))
+    if task == "ocr":
+        from neko.infer.spelling import spelling_options
+
+        return spelling_options(hypotheses[0] if hypotheses else "")
+    raise ValueError(f"task {task!r} has no lattice; tasks with one: {', '.join(LATTICE_TASKS)}")
 
 
 def is_path(words: Sequence[str], network: ConfusionNetwork) -> bool:
@@ -326,14 +341,15 @@ def constrained_paths(
     model: Any,
     tokenizer: Any,
     prompts: Sequence[Sequence[int]],
-    networks: Sequence[ConfusionNetwork],
+    lattices: Sequence[ConfusionNetwork | list[list[tuple[str, float]]]],
     *,
     beams: int = 4,
     top_k: int = 1,
     cn_weight: float = 0.0,
     reduce: str = "sum",
 ) -> list[list[CnPath]]:
-    """The ``top_k`` best confusion-network paths of each record (prompt ids + its network), best first.
+    """The ``top_k`` best lattice paths of each record (prompt ids + its confusion network, or its slots as
+    ``lattice_of`` gives them), best first.
 
     At least ``top_k`` beams run. A record gets fewer than ``top_k`` paths when its network has fewer.
     Records run in consecutive groups of at most ``PASS_TOKENS`` padded prompt tokens (at least one record
@@ -343,7 +359,7 @@ def constrained_paths(
     if beams < 1 or top_k < 1:
         raise ValueError("beams and top_k must be at least 1")
     beams = max(beams, top_k)  # the search can only return the paths its beams kept
-    options = [slot_options(network) for network in networks]
+    options = [slot_options(n) if isinstance(n, ConfusionNetwork) else n for n in lattices]
     results: list[list[CnPath]] = []
     for group in pass_groups(prompts):
         results += _search_group(
@@ -355,12 +371,13 @@ def constrained_paths(
 def prepared_paths(
     model: Any, tokenizer: Any, prepared: Sequence[Prepared], config: InferConfig, top_k: int = 1
 ) -> list[list[CnPath]]:
-    """``constrained_paths`` of prepared records, with the beams, CN weight and score of ``config``."""
+    """``constrained_paths`` of prepared records (of ``LATTICE_TASKS``), with the beams, CN weight and score
+    of ``config``."""
     return constrained_paths(
         model,
         tokenizer,
         [p.prompt_ids for p in prepared],
-        [network_of(p.record.hypotheses) for p in prepared],
+        [lattice_of(p.record.task, p.record.hypotheses) for p in prepared],
         beams=config.cn_beams,
         top_k=top_k,
         cn_weight=config.cn_weight,
@@ -379,11 +396,11 @@ def constrained_candidates(
     """Up to ``top_k`` constrained paths of each record (best first), as extra candidates of a decision
     (prompts in the model's ``style``).
 
-    Records of a task without a confusion network (not in ``CN_TASKS``) get an empty list. Routing is the
+    Records of a task without a lattice (not in ``LATTICE_TASKS``) get an empty list. Routing is the
     caller's (run it inside ``Corrector._routing`` to force a task expert).
     """
     results: list[list[CnPath]] = [[] for _ in records]
-    wanted = [i for i, r in enumerate(records) if r.task in CN_TASKS]
+    wanted = [i for i, r in enumerate(records) if r.task in LATTICE_TASKS]
     prepared = [prepare(tokenizer, records[i], config, style) for i in wanted]
     for i, paths in zip(wanted, prepared_paths(model, tokenizer, prepared, config, top_k), strict=True):
         results[i] = paths

@@ -165,12 +165,12 @@ class Corrector:
         return outs  # type: ignore[return-value]
 
     def _constrained(self, recs, indices, prepared: list[Prepared], batch_size, progress) -> list[Correction]:
-        """``constrained`` for the tasks with a confusion network, ``select`` for the others."""
-        from neko.infer.constrained import CN_TASKS, prepared_paths
+        """``constrained`` for the tasks with a lattice (ASR, OCR), ``select`` for the others."""
+        from neko.infer.constrained import LATTICE_TASKS, prepared_paths
 
         outs: list[Correction | None] = [None] * len(prepared)
-        cn = [j for j, p in enumerate(prepared) if p.record.task in CN_TASKS]
-        other = [j for j, p in enumerate(prepared) if p.record.task not in CN_TASKS]
+        cn = [j for j, p in enumerate(prepared) if p.record.task in LATTICE_TASKS]
+        other = [j for j, p in enumerate(prepared) if p.record.task not in LATTICE_TASKS]
         if other:
             picked = self._select(
                 recs, [indices[j] for j in other], [prepared[j] for j in other], batch_size, progress
@@ -184,7 +184,8 @@ class Corrector:
                 rec = recs[indices[j]]
                 same = [k for k in prepared[j].shown if " ".join(rec.hypotheses[k].split()) == best.text]
                 outs[j] = Correction(
-                    text=best.text,
+                    # A path that is a shown hypothesis returns it as given (its own spacing).
+                    text=rec.hypotheses[same[0]] if same else best.text,
                     mode="constrained",
                     task=rec.task,
                     index=same[0] if same else None,
