@@ -113,6 +113,25 @@ def test_calibration_is_never_worse_than_the_first_hypothesis(seed):
     assert err <= first and picked == pytest.approx(err)
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_calibration_is_never_worse_than_a_given_start(seed):
+    # What the plain fit found (here: random weights) is a start of the fit with extras: never lost.
+    rng = random.Random(seed)
+    vocab = "a b c d e f".split()
+    sets, refs = [], []
+    for _ in range(12):
+        hyps = list(dict.fromkeys(" ".join(rng.choices(vocab, k=4)) for _ in range(3)))
+        extras = [" ".join(rng.choices(vocab, k=4)) for _ in range(2)]
+        lm = {t: (rng.uniform(-10, 0), 5) for t in [*hyps, *extras]}
+        sets.append(candidate_set(hyps, lm, extras=extras))
+        refs.append(" ".join(rng.choices(vocab, k=4)))
+    error = lambda outs: corpus_wer(outs, refs)  # noqa: E731
+    start = FusionWeights({name: rng.uniform(-2, 2) for name in FEATURES})
+    given = error([s.texts[start.pick(s.features)[0]] for s in sets])
+    _, err = calibrate_fusion(sets, error, starts=[start])
+    assert err <= given
+
+
 def test_first_weights_and_ties_return_the_first_hypothesis():
     sets, _ = toy(first_right=False)
     assert all(FusionWeights.first().pick(s.features)[0] == 0 for s in sets)
@@ -289,6 +308,34 @@ def test_constrained_paths_join_the_candidates_when_they_help():
     auto = tiny_corrector(cn_weight=100.0, task_fusion={"asr": result.fusion}).correct_many(records)
     assert [c.text for c in auto] == [r.references[0] for r in records]
     assert all(c.index is None and c.features["extra"] == 1.0 and not c.fallback for c in auto)
+
+
+def test_a_dev_domain_with_nothing_to_gain_abstains_when_fusion_does_it_no_harm():
+    from dataclasses import replace
+
+    from neko.infer.calibrate import calibrate_task
+    from neko.records import Record
+
+    words = ["now", "again", "today", "please", "later", "soon", "here", "there", "too", "then", "so", "on"]
+
+    def record(i, word, dataset, scores, right):
+        hyps = [f"turn of the lights {word}", f"turn off the lights {word}"]
+        return Record(str(i), "asr", dataset, hyps, scores=scores, references=[hyps[right]])
+
+    # ATIS: the scores favour the second hypothesis, which is right. Clean: the scores favour the first,
+    # which is right: no decision can gain there, and trusting the scores changes nothing.
+    atis = [record(i, w, "atis_train", [-2.0, -0.5], 1) for i, w in enumerate(words[:8])]
+    clean = [record(10 + i, w, "clean_dev", [-0.5, -2.0], 0) for i, w in enumerate(words)]
+    result = calibrate_task(tiny_corrector(), "asr", atis + clean, batch_size=4, sources=(), confidence=0.95)
+    assert result.fused == 0.0 and result.fusion is not None
+    assert result.fusion.domains == ()  # every record, unseen domains included
+    assert result.fusion.serves("chime4")
+    # A domain with errors to fix must vouch itself: where no hypothesis is right, fusion leaves the errors
+    # there (no worse, no better), and it serves ATIS only.
+    wrong = [record(10 + i, w, "noisy_dev", [-0.5, -2.0], 0) for i, w in enumerate(words)]
+    wrong = [replace(r, references=[f"turn on the lights {w}"]) for r, w in zip(wrong, words, strict=True)]
+    result = calibrate_task(tiny_corrector(), "asr", atis + wrong, batch_size=4, sources=(), confidence=0.95)
+    assert result.fusion is not None and result.fusion.domains == ("atis",)
 
 
 def test_fusion_vouched_on_one_dev_domain_decides_that_domain_only():

@@ -185,8 +185,16 @@ def _fit_fusion(
     plain = [s.without_extras() for s in sets]
     fusion, plain_error = calibrate_fusion(plain, error)
     if sources:
-        with_extras, extras_error = calibrate_fusion(sets, error)
-        if extras_error < plain_error:
+        # The plain optimum with the extra candidates ruled out is a start: the search with them can
+        # only do better.
+        ruled_out = FusionWeights({**fusion.weights, "extra": -1e6})
+        with_extras, extras_error = calibrate_fusion(sets, error, starts=[ruled_out])
+        if with_extras.weights.get("extra", 0.0) <= ruled_out.weights["extra"]:
+            # Still ruled out: a better plain optimum, found from that start.
+            weights = {n: v for n, v in with_extras.weights.items() if n != "extra"}
+            if extras_error < plain_error:
+                fusion, plain_error = FusionWeights(weights), extras_error
+        elif extras_error < plain_error:
             fusion = replace(with_extras, extras=tuple(sources))
     return fusion, sets if fusion.extras else plain
 
@@ -274,12 +282,13 @@ def _serve_vouched_domains(
 ) -> tuple[FusionWeights | None, list[str]]:
     """The fusion ``auto`` may use and its dev outputs, given ``fusion`` fitted on every dev record.
 
-    Every dev domain vouching for it: it serves every record. Otherwise fusion serves the domains whose
+    Every dev domain vouching for it (``_serves_every_domain``): it serves every record, unseen domains
+    included. Otherwise fusion serves the domains whose
     records vouch for weights fitted on their own, with one set of weights fitted on the records of those
     domains together (a domain that no longer vouches for the joint weights is dropped and they are refitted);
     the guard decides every other record. No such domain: no fusion (None)."""
     first = [s.texts[0] for s in sets]
-    if min(_vouch_by_domain(task, records, fused, first).values()) >= confidence:
+    if _serves_every_domain(task, records, fused, first, confidence):
         return fusion, fused
     by_domain = _by_domain(records)
     _, higher_is_better = task_target(task)
@@ -326,7 +335,7 @@ def _fit_unscored(
 ) -> tuple[FusionWeights, float]:
     """The fusion weights for records without recogniser scores (``FusionWeights.unscored``), fitted on
     ``records`` with their scores removed, and their dev figure; "first hypothesis" unless they are strictly
-    better than it there (and, with ``confidence``, vouched for as in ``calibrate_task``)."""
+    better than it there (and, with ``confidence``, vouched for in every domain: ``_serves_every_domain``)."""
     _, higher_is_better = task_target(task)
     sign = -1.0 if higher_is_better else 1.0
     score = task_score(task, records)
@@ -348,7 +357,7 @@ def _fit_unscored(
     first = [h[0] for h in hypotheses]
     fused = score(picked)
     if sign * fused >= sign * score(first) or (
-        confidence and _vouch(task, records, picked, first) < confidence
+        confidence and not _serves_every_domain(task, records, picked, first, confidence)
     ):
         fusion = FusionWeights.first()
     return fusion, fused
@@ -405,6 +414,37 @@ def _by_domain(records: Sequence[Record]) -> dict[str, list[int]]:
     for i, record in enumerate(records):
         groups.setdefault(record.domain, []).append(i)
     return groups
+
+
+def _serves_every_domain(
+    task: str, records: Sequence[Record], outputs: list[str], first: list[str], confidence: float
+) -> bool:
+    """True when the dev records vouch for ``outputs`` over ``first`` in every domain: each domain's
+    bootstrap share is at least ``confidence``, or, for a domain unable to vouch for anything, the outputs are
+    no worse there (and some domain vouches). A domain is unable to vouch when even its references, as
+    outputs, would not beat its first hypotheses on ``confidence`` of the bootstrap samples: its first
+    hypotheses are all but perfect (generated OCR at severity 1: 0.02% CER), so no decision can win there
+    significantly, yet the domain can still show that the decision does it no harm."""
+    shares = _vouch_by_domain(task, records, outputs, first)
+    perfect = _vouch_by_domain(task, records, [r.references[0] for r in records], first)
+    vouching = {d for d, share in shares.items() if share >= confidence}
+    return bool(vouching) and all(
+        d in vouching or (perfect[d] < confidence and _no_worse(task, records, rows, outputs, first))
+        for d, rows in _by_domain(records).items()
+    )
+
+
+def _no_worse(
+    task: str, records: Sequence[Record], rows: Sequence[int], outputs: list[str], first: list[str]
+) -> bool:
+    """True when ``outputs`` score at least as well as ``first`` on the records ``rows`` (the task's metric)."""
+    from neko.metrics import score_corpus
+
+    metric, higher_is_better = task_target(task)
+    part = [records[i] for i in rows]
+    ours = float(score_corpus(task, [outputs[i] for i in rows], part)[metric])
+    theirs = float(score_corpus(task, [first[i] for i in rows], part)[metric])
+    return ours >= theirs if higher_is_better else ours <= theirs
 
 
 def _vouch_by_domain(

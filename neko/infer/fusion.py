@@ -58,6 +58,9 @@ GRID = (-3.0, -1.0, -0.3, -0.1, 0.0, 0.1, 0.3, 1.0, 3.0)
 # Starting points of the search besides "first hypothesis": each a single-feature decision
 # (``lm`` = select mode over all candidates, ``generated`` = generate mode, ``cn`` ~ ROVER, ``mbr`` = MBR).
 STARTS = ("lm", "lm_mean", "generated", "cn", "mbr")
+# And the best extra candidate by the model's score: ``constrained`` mode when the extras are its paths (the
+# extra flag outweighs any score difference; the ascent then trades it against the other features).
+EXTRA_START = {"extra": 100.0, "lm": 1.0}
 # Fused scores this close to the best count as a tie (sums of floats: rounding must not decide).
 _TIE = 1e-9
 
@@ -69,10 +72,10 @@ CONSTRAINED_PATHS = 4
 def constrained_texts(model: Any, tokenizer: Any, prepared: Sequence[Any], config: Any) -> list[list[str]]:
     """The ``CONSTRAINED_PATHS`` best confusion-network paths of each prepared record (``neko.infer.prompt``
     ``Prepared``) under the model (``neko.infer.constrained``); an empty list for a task without a network."""
-    from neko.infer.constrained import CN_TASKS, prepared_paths
+    from neko.infer.constrained import LATTICE_TASKS, prepared_paths
 
     texts: list[list[str]] = [[] for _ in prepared]
-    wanted = [j for j, p in enumerate(prepared) if p.record.task in CN_TASKS]
+    wanted = [j for j, p in enumerate(prepared) if p.record.task in LATTICE_TASKS]
     if wanted:
         found = prepared_paths(model, tokenizer, [prepared[j] for j in wanted], config, CONSTRAINED_PATHS)
         for j, paths in zip(wanted, found, strict=True):
@@ -383,11 +386,13 @@ def calibrate_fusion(
     *,
     grid: Sequence[float] = GRID,
     rounds: int = 4,
+    starts: Sequence[FusionWeights] = (),
 ) -> tuple[FusionWeights, float]:
     """Fit the fusion weights that minimise ``error`` (corpus error of the picked texts; lower is better).
 
     Coordinate ascent over ``grid`` on standardised features (each feature divided by its spread within
-    records), from "first hypothesis" and from each single-feature decision of ``STARTS``; a point replaces
+    records), from "first hypothesis", from each single-feature decision of ``STARTS`` and from the best
+    extra candidate (``EXTRA_START``), and from any given ``starts`` (raw feature units); a point replaces
     the best so far only when strictly better, so ties keep the first hypothesis. Every distinct pick vector
     is scored once.
 
@@ -413,10 +418,14 @@ def calibrate_fusion(
         w[FEATURES.index(name)] = 1.0
         return w
 
+    extra_start = sum(value * unit(name) for name, value in EXTRA_START.items())
     best_w = unit("rank")
     best = evaluate(best_w)
-    for start in ("rank", *STARTS):
-        w, err = _ascend(unit(start), evaluate, grid, rounds)
+    given = [
+        np.array([w.weights.get(n, 0.0) for n in FEATURES]) / np.where(scale, scale, 1.0) for w in starts
+    ]
+    for start in [unit(name) for name in ("rank", *STARTS)] + [extra_start] + given:
+        w, err = _ascend(start, evaluate, grid, rounds)
         if err < best:
             best_w, best = w, err
     raw = best_w * scale
