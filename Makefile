@@ -106,13 +106,15 @@ default-model:  ## ship the trained parts of $(RUN)/final (LoRA + routers, float
 # training mixture). No test split takes part. As in `neko adapt`, a task's guard or fusion is kept only when it
 # beats the first hypotheses on 95% of bootstrap samples of its dev records (--confidence 0.95). Fusion weighs the
 # hypotheses and the generated text (--no-extras): confusion-network paths would add a beam search to every ASR
-# correction a user runs; constrained generation is a table row of its own.
+# correction a user runs; constrained generation is a table row of its own. OCR calibrates apart, on every
+# generated OCR dev line (OCR_LIMIT, 100 per severity), with the extra candidates: the paths of each line's
+# spelling lattice (neko/infer/spelling.py), kept only where they give a strictly better dev figure.
 # MT has one held-out dev pair and its own, larger pick (MT_LIMIT, 200 segments): a fusion vouched for on 40
 # segments did not carry over to WMT23 (docs/TRAINING.md).
-CALIBRATION_DEV = $(GEN)/asr_*.dev.jsonl $(PREPARED)/hyporadise_atis_train_dev.jsonl $(GEN)/ocr_*.dev.jsonl \
-	$(PREPARED)/jfleg_dev.jsonl
+CALIBRATION_DEV = $(GEN)/asr_*.dev.jsonl $(PREPARED)/hyporadise_atis_train_dev.jsonl $(PREPARED)/jfleg_dev.jsonl
 calibrate-default:  ## fit the bundled model's auto-mode guard per task on dev data (writes neko/default_model/neko_config.json; MODEL=DIR: another model folder)
 	neko calibrate $(CALIBRATION_DEV) --exclude 'voice=espeak:*' --limit $(or $(LIMIT),40) --confidence 0.95 --no-extras --threads 2 --write $(if $(MODEL),--model $(MODEL))
+	neko calibrate $(GEN)/ocr_*.dev.jsonl --limit $(or $(OCR_LIMIT),100) --confidence 0.95 --threads 2 --write $(if $(MODEL),--model $(MODEL))
 	neko calibrate $(PREPARED)/wmt22_uk-en.jsonl --limit $(or $(MT_LIMIT),200) --confidence 0.95 --no-extras --threads 2 --write $(if $(MODEL),--model $(MODEL))
 
 train-tiny:  ## train the small NeKo MoE on CPU (~2 h; resumable: make train-tiny ARGS=--resume)
