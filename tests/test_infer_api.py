@@ -169,6 +169,10 @@ def test_huge_inputs_are_cut_not_crashed():
     assert all(c.truncated for c in outs)
     sel = corrector.correct_many([{"id": "many", "hypotheses": many}], mode="select")[0]
     assert sel.index is not None and sel.index < 5 and len(sel.scores) == 5
+    # The lattice searches see the cut texts too: a 10,000-character OCR line is a 32-token lattice.
+    typo = ["tlie wrod " * 1000 + "end"]
+    out = corrector.correct_many([{"id": "long", "task": "ocr", "hypotheses": typo}], mode="constrained")[0]
+    assert out.truncated and len(out.text.split()) <= 32
 
 
 def test_select_never_returns_an_mt_candidate_the_prompt_hides():
