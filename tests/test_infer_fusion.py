@@ -96,17 +96,24 @@ def test_calibration_picks_a_better_candidate_when_there_is_one():
     assert [back.pick(s.features)[0] for s in sets] == [1] * len(sets)
 
 
-@pytest.mark.parametrize("seed", range(5))
-def test_calibration_is_never_worse_than_the_first_hypothesis(seed):
-    rng = random.Random(seed)
+def random_sets(rng: random.Random, hypotheses: int, generated: bool = False, extras: int = 0):
+    """12 random candidate sets over a 6-word vocabulary (``hypotheses`` draws, a generated text, ``extras``
+    extra texts, random model scores) and a random reference each."""
     vocab = "a b c d e f".split()
     sets, refs = [], []
     for _ in range(12):
-        hyps = list(dict.fromkeys(" ".join(rng.choices(vocab, k=4)) for _ in range(4)))
-        gen = " ".join(rng.choices(vocab, k=rng.randint(2, 5)))
-        lm = {t: (rng.uniform(-10, 0), 5) for t in [*hyps, gen]}
-        sets.append(candidate_set(hyps, lm, generated=gen))
+        hyps = list(dict.fromkeys(" ".join(rng.choices(vocab, k=4)) for _ in range(hypotheses)))
+        gen = " ".join(rng.choices(vocab, k=rng.randint(2, 5))) if generated else None
+        more = [" ".join(rng.choices(vocab, k=4)) for _ in range(extras)]
+        lm = {t: (rng.uniform(-10, 0), 5) for t in [*hyps, *([gen] if gen else []), *more]}
+        sets.append(candidate_set(hyps, lm, generated=gen, extras=more))
         refs.append(" ".join(rng.choices(vocab, k=4)))
+    return sets, refs
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_calibration_is_never_worse_than_the_first_hypothesis(seed):
+    sets, refs = random_sets(random.Random(seed), 4, generated=True)
     first = corpus_wer([s.texts[0] for s in sets], refs)
     weights, err = calibrate_fusion(sets, lambda outs: corpus_wer(outs, refs))
     picked = corpus_wer([s.texts[weights.pick(s.features)[0]] for s in sets], refs)
@@ -117,14 +124,7 @@ def test_calibration_is_never_worse_than_the_first_hypothesis(seed):
 def test_calibration_is_never_worse_than_a_given_start(seed):
     # What the plain fit found (here: random weights) is a start of the fit with extras: never lost.
     rng = random.Random(seed)
-    vocab = "a b c d e f".split()
-    sets, refs = [], []
-    for _ in range(12):
-        hyps = list(dict.fromkeys(" ".join(rng.choices(vocab, k=4)) for _ in range(3)))
-        extras = [" ".join(rng.choices(vocab, k=4)) for _ in range(2)]
-        lm = {t: (rng.uniform(-10, 0), 5) for t in [*hyps, *extras]}
-        sets.append(candidate_set(hyps, lm, extras=extras))
-        refs.append(" ".join(rng.choices(vocab, k=4)))
+    sets, refs = random_sets(rng, 3, extras=2)
     error = lambda outs: corpus_wer(outs, refs)  # noqa: E731
     start = FusionWeights({name: rng.uniform(-2, 2) for name in FEATURES})
     given = error([s.texts[start.pick(s.features)[0]] for s in sets])

@@ -18,9 +18,9 @@ texts a caller proposes (e.g. confusion-network paths), merged when the task's n
 - ``length``: ``log((words + 1) / (first hypothesis words + 1))``.
 
 Extra candidates come from the sources of ``EXTRA_SOURCES`` that a task's weights name (``extras``): today
-``constrained``, the best paths of the n-best's confusion network under the model
-(``neko.infer.constrained``). ``calibrate_task`` fits the weights with and without them and keeps them only
-when they give a strictly better dev figure.
+``constrained``, the best paths of the record's lattice (ASR: the n-best's confusion network, OCR: the line's
+spelling lattice) under the model (``neko.infer.constrained``). ``calibrate_task`` fits the weights with
+and without them and keeps them only when they give a strictly better dev figure.
 
 The fused score is ``weights . features``; the pick is its argmax, ties to the earlier candidate, so to the
 first hypothesis. ``calibrate_fusion`` fits the weights per task on dev data by coordinate ascent over a
@@ -70,8 +70,9 @@ CONSTRAINED_PATHS = 4
 
 
 def constrained_texts(model: Any, tokenizer: Any, prepared: Sequence[Any], config: Any) -> list[list[str]]:
-    """The ``CONSTRAINED_PATHS`` best confusion-network paths of each prepared record (``neko.infer.prompt``
-    ``Prepared``) under the model (``neko.infer.constrained``); an empty list for a task without a network."""
+    """The ``CONSTRAINED_PATHS`` best lattice paths (ASR: confusion network, OCR: spelling lattice) of each
+    prepared record (``neko.infer.prompt`` ``Prepared``) under the model (``neko.infer.constrained``); an
+    empty list for a task without a lattice."""
     from neko.infer.constrained import LATTICE_TASKS, prepared_paths
 
     texts: list[list[str]] = [[] for _ in prepared]
