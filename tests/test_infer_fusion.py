@@ -243,9 +243,11 @@ def test_extra_sources_are_named_and_can_be_left_out():
 def test_weights_for_records_without_scores_are_stored_and_chosen_by_the_record():
     unscored = FusionWeights({"lm": 1.0})
     weights = FusionWeights({"recog": 2.0, "new": 0.5}, unscored=unscored)
-    assert weights.for_record(scored=True) is weights and weights.for_record(scored=False) is unscored
+    assert (
+        weights.for_record("x", scored=True) is weights and weights.for_record("x", scored=False) is unscored
+    )
     assert FusionWeights.from_dict(json.loads(json.dumps(weights.to_dict()))) == weights
-    assert FusionWeights({"lm": 1.0}).for_record(scored=False) == FusionWeights({"lm": 1.0})
+    assert FusionWeights({"lm": 1.0}).for_record("x", scored=False) == FusionWeights({"lm": 1.0})
     with pytest.raises(ConfigError, match="task_fusion.unscored"):
         FusionWeights.from_dict({"lm": 1.0, "unscored": {"bogus": 1.0}})
 
@@ -373,3 +375,96 @@ def test_fusion_vouched_on_one_dev_domain_decides_that_domain_only():
         assert corrected.text == rec.hypotheses[0] and corrected.features is None  # the guard decided
     stored = FusionWeights.from_dict(result.fusion.to_dict())
     assert stored == result.fusion and stored.serves("atis_train") and not stored.serves("chime4")
+
+
+def test_unseen_domain_weights_are_stored_and_chosen_by_the_record_domain():
+    elsewhere = FusionWeights({"recog": 1.0}, generate=False)
+    weights = FusionWeights({"lm": 1.0}, domains=("atis",), elsewhere=elsewhere)
+    assert weights.serves("chime4") and not FusionWeights({"lm": 1.0}, domains=("atis",)).serves("chime4")
+    assert weights.for_record("atis", scored=True) is weights
+    assert weights.for_record("chime4", scored=True) is elsewhere
+    stored = weights.to_dict()
+    assert stored["elsewhere"] == {"recog": 1.0, "generate": False}
+    assert FusionWeights.from_dict(json.loads(json.dumps(stored))) == weights
+    with pytest.raises(ConfigError, match="generate"):
+        FusionWeights.from_dict({"lm": 1.0, "generate": "no"})
+
+
+def test_a_set_without_the_generated_text_keeps_the_hypotheses_and_extras():
+    hyps = CN_HYPS
+    cands = candidate_set(
+        hyps,
+        lm_of([*hyps, "turn on the lights", "turn off lights"]),
+        generated="turn on the lights",
+        extras=["turn off lights"],
+    )
+    bare = cands.without_generated()
+    assert bare.texts == [*hyps, "turn off lights"] and bare.generated is None and bare.margin is None
+    assert not bare.features[:, FEATURES.index("generated")].any()
+    assert bare.features[3, FEATURES.index("extra")] == 1.0
+    # A generated text that an extra source proposed too stays, as an extra.
+    both = candidate_set(
+        hyps,
+        lm_of([*hyps, "turn on the lights"]),
+        generated="turn on the lights",
+        extras=["turn on the lights"],
+    )
+    assert both.without_generated().texts == [*hyps, "turn on the lights"]
+
+
+def test_unseen_domains_get_weights_every_held_out_dev_domain_vouches_for(monkeypatch):
+    from dataclasses import replace
+
+    from neko.infer.calibrate import calibrate_task
+    from neko.records import Record
+
+    words = ["now", "again", "today", "please", "later", "soon", "here", "there", "too", "then", "so", "on"]
+
+    def record(i, word, dataset, reference):
+        # The recogniser's scores favour the second hypothesis.
+        hyps = [f"turn of the lights {word}", f"turn off the lights {word}"]
+        ref = hyps[1] if reference is None else f"{reference} {word}"
+        return Record(str(i), "asr", dataset, hyps, scores=[-2.0, -0.5], references=[ref])
+
+    # In domains a and b the second hypothesis is right. In c it is right twice; ten times neither is:
+    # trusting the scores does c no harm, but two fixes cannot vouch for it (its references could).
+    a = [record(i, w, "a_dev", None) for i, w in enumerate(words[:8])]
+    b = [record(20 + i, w, "b_dev", None) for i, w in enumerate(words[:8])]
+    c = [record(40 + i, w, "c_dev", None if i < 2 else "turn on the lights") for i, w in enumerate(words)]
+    result = calibrate_task(tiny_corrector(), "asr", a + b + c, batch_size=4, sources=(), confidence=0.95)
+    fusion = result.fusion
+    assert fusion is not None and fusion.domains == ("a", "b") and fusion.generate
+    # Each of a, b, c held out is no worse under the weights fitted on the other two: the scores' weights
+    # serve c and every unseen domain, without generating (the random model's text is no candidate).
+    assert fusion.elsewhere is not None and not fusion.elsewhere.generate
+    assert result.fused < result.first
+
+    def no_generation(*args, **kwargs):
+        raise AssertionError("a record of an unseen domain was generated")
+
+    monkeypatch.setattr("neko.infer.corrector.generate_all", no_generation)
+    unseen = [replace(r, dataset="chime4") for r in a[:3]] + c[:2]
+    out = tiny_corrector(task_fusion={"asr": fusion}).correct_many(unseen)
+    assert [o.text for o in out] == [r.hypotheses[1] for r in unseen]
+    assert all(o.generated is None and o.features["generated"] == 0.0 for o in out)
+
+
+def test_unseen_domain_weights_are_refused_when_a_held_out_domain_loses():
+    from neko.infer.calibrate import calibrate_task
+    from neko.records import Record
+
+    words = ["now", "again", "today", "please", "later", "soon", "here", "there", "too", "then", "so", "on"]
+
+    def record(i, word, dataset, right):
+        hyps = [f"turn of the lights {word}", f"turn off the lights {word}"]
+        return Record(str(i), "asr", dataset, hyps, scores=[-2.0, -0.5], references=[hyps[right]])
+
+    # Trusting the scores is right in a and b and wrong in c: weights fitted on a and b make c worse.
+    a = [record(i, w, "a_dev", 1) for i, w in enumerate(words[:8])]
+    b = [record(20 + i, w, "b_dev", 1) for i, w in enumerate(words[:8])]
+    c = [record(40 + i, w, "c_dev", 0) for i, w in enumerate(words[:4])]
+    result = calibrate_task(tiny_corrector(), "asr", a + b + c, batch_size=4, sources=(), confidence=0.95)
+    assert result.fusion is not None and result.fusion.domains == ("a", "b")
+    assert result.fusion.elsewhere is None and not result.fusion.serves("chime4")
+    held_out = result.unseen_domains["c"]
+    assert held_out["held_out"] > held_out["first"] == 0.0

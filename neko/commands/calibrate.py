@@ -82,6 +82,16 @@ def _printer(as_json: bool):
                 f"weights {summary['fusion']}; auto will use the {result.decision}{_where(result)} "
                 f"({'fused' if result.uses_fusion else 'guarded'} is the better dev figure, ties to the guard)"
             )
+        if result.unseen_domains:
+            held = ", ".join(
+                f"{domain} {c['first']:.4f} -> {c['held_out']:.4f}"
+                for domain, c in result.unseen_domains.items()
+            )
+            served = result.fusion is not None and result.fusion.serves("an unseen domain")
+            print(
+                f"{result.task}: weights for unseen domains, each dev domain held out (first -> fused): {held}; "
+                + ("they serve every other domain" if served else "refused: the guard decides unseen domains")
+            )
         if result.fused_unscored is not None:
             print(
                 f"{result.task}: fused without recogniser scores {result.fused_unscored:.4f} (the weights for "

@@ -17,7 +17,7 @@ import json
 import math
 import random
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,9 @@ class TaskCalibration:
             first hypotheses' figure.
         fused_unscored: the metric of the fusion fitted on the same records with their recogniser scores
             removed (``FusionWeights.unscored``; None when no record had scores).
+        unseen_domains: where weights for unseen domains were tried (``FusionWeights.elsewhere``), per dev
+            domain the metric of its first hypotheses, of those weights (``fitted``) and of the weights
+            fitted with that domain held out (``held_out``); empty where they were not tried.
     """
 
     task: str
@@ -82,6 +85,7 @@ class TaskCalibration:
     higher_is_better: bool = False
     confidence: float | None = None
     fused_unscored: float | None = None
+    unseen_domains: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def uses_fusion(self) -> bool:
@@ -113,6 +117,7 @@ class TaskCalibration:
             "fusion_harmful_edit_rate": self.fusion_harmful_edit_rate,
             "fused_unscored": self.fused_unscored,
             "fusion": self.fusion.to_dict() if self.fusion is not None else None,
+            "unseen_domains": self.unseen_domains,
             "decision": self.decision,
         }
 
@@ -235,20 +240,34 @@ def calibrate_task(
         task, records, outputs, hypotheses, margins, corrector.config.guard_for(task), confidence
     )
     guarded = guard_outputs(outputs, hypotheses, margins, config, task)
+    every_set = sets
     fusion, sets = _fit_fusion(sets, lambda outs: sign * score(outs), sources)
     fused_outputs = [s.texts[fusion.pick(s.features)[0]] for s in sets]
+    unseen: dict[str, dict[str, float]] = {}
+    bare = _bare_sets(corrector, records, outputs, batch_size, sources)
     # Fusion must pass the same test as the guard before auto may use it: on every dev domain, or else
-    # only for the domains that vouch for it (the others get the guard).
+    # only for the domains that vouch for it; the others get the unseen-domain weights where their records
+    # vouch for them (``_fit_elsewhere``), else the guard.
     if confidence:
         fusion, fused_outputs = _serve_vouched_domains(
             task, records, sets, fusion, fused_outputs, [g[0] for g in guarded], confidence, sources
         )
-    fused_unscored = None
-    if any(r.scores is not None for r in records):
-        unscored, fused_unscored = _fit_unscored(
-            corrector, task, records, outputs, batch_size, sources, confidence
+        fusion, fused_outputs, unseen = _serve_elsewhere(
+            task,
+            records,
+            every_set,
+            bare,
+            fusion,
+            fused_outputs,
+            [g[0] for g in guarded],
+            confidence,
+            sources,
         )
-        fusion = replace(fusion, unscored=unscored) if fusion is not None else None
+    fused_unscored = None
+    if bare is not None:
+        unscored, fused_unscored = _fit_unscored(task, records, bare, sources, confidence)
+        if fusion is not None and fusion.generate:
+            fusion = replace(fusion, unscored=unscored)
     return TaskCalibration(
         task=task,
         n=len(records),
@@ -267,6 +286,7 @@ def calibrate_task(
         higher_is_better=higher_is_better,
         confidence=share,
         fused_unscored=fused_unscored,
+        unseen_domains=unseen,
     )
 
 
@@ -324,21 +344,13 @@ def _serve_vouched_domains(
     return None, fused
 
 
-def _fit_unscored(
-    corrector: Any,
-    task: str,
-    records: Sequence[Record],
-    outputs: list[str],
-    batch_size: int,
-    sources: Sequence[str],
-    confidence: float,
-) -> tuple[FusionWeights, float]:
-    """The fusion weights for records without recogniser scores (``FusionWeights.unscored``), fitted on
-    ``records`` with their scores removed, and their dev figure; "first hypothesis" unless they are strictly
-    better than it there (and, with ``confidence``, vouched for in every domain: ``_serves_every_domain``)."""
-    _, higher_is_better = task_target(task)
-    sign = -1.0 if higher_is_better else 1.0
-    score = task_score(task, records)
+def _bare_sets(
+    corrector: Any, records: Sequence[Record], outputs: list[str], batch_size: int, sources: Sequence[str]
+) -> list[CandidateSet] | None:
+    """The candidate sets of ``records`` with their recogniser scores removed (None when none has scores):
+    what the records of a source without scores give (``FusionWeights.unscored``)."""
+    if not any(r.scores is not None for r in records):
+        return None
     bare = [replace(r, scores=None) for r in records]
     # A task may show other hypotheses without scores (MT ranks them by consensus): its prompt changes there.
     outputs = list(outputs)
@@ -351,16 +363,144 @@ def _fit_unscored(
         redone = corrector.correct_many([bare[i] for i in again], batch_size=batch_size, mode="generate")
         for i, correction in zip(again, redone, strict=True):
             outputs[i] = correction.text
-    hypotheses, sets = _scored_sets(corrector, bare, outputs, batch_size, sources)
-    fusion, sets = _fit_fusion(sets, lambda outs: sign * score(outs), sources)
+    return _scored_sets(corrector, bare, outputs, batch_size, sources)[1]
+
+
+def _fit_unscored(
+    task: str,
+    records: Sequence[Record],
+    bare: list[CandidateSet],
+    sources: Sequence[str],
+    confidence: float,
+) -> tuple[FusionWeights, float]:
+    """The fusion weights for records without recogniser scores (``FusionWeights.unscored``), fitted on the
+    candidate sets of ``records`` with their scores removed (``bare``), and their dev figure; "first
+    hypothesis" unless they are strictly better than it there (and, with ``confidence``, vouched for in every
+    domain: ``_serves_every_domain``)."""
+    _, higher_is_better = task_target(task)
+    sign = -1.0 if higher_is_better else 1.0
+    score = task_score(task, records)
+    fusion, sets = _fit_fusion(bare, lambda outs: sign * score(outs), sources)
     picked = [s.texts[fusion.pick(s.features)[0]] for s in sets]
-    first = [h[0] for h in hypotheses]
+    first = [s.texts[0] for s in sets]
     fused = score(picked)
     if sign * fused >= sign * score(first) or (
         confidence and not _serves_every_domain(task, records, picked, first, confidence)
     ):
         fusion = FusionWeights.first()
     return fusion, fused
+
+
+def _serve_elsewhere(
+    task: str,
+    records: Sequence[Record],
+    sets: list[CandidateSet],
+    bare: list[CandidateSet] | None,
+    fusion: FusionWeights | None,
+    fused: list[str],
+    guarded: list[str],
+    confidence: float,
+    sources: Sequence[str],
+) -> tuple[FusionWeights | None, list[str], dict[str, dict[str, float]]]:
+    """``fusion`` (None: none vouched) and its dev outputs, with unseen-domain weights (``elsewhere``) for the
+    records of every other domain, where the dev records vouch for them (``_fit_elsewhere``: each dev domain
+    stands in for an unseen one; ``bare``: the same candidate sets without recogniser scores, for the weights
+    of records without any), and the held-out check of ``_fit_elsewhere`` (empty where it did not run).
+    Without main weights, the unseen-domain weights serve every record."""
+    if fusion is not None and not fusion.domains:
+        return fusion, fused, {}
+    elsewhere, picks, check = _fit_elsewhere(task, records, sets, confidence, sources)
+    if elsewhere is None:
+        return fusion, fused, check
+    if bare is not None:
+        unscored, _, _ = _fit_elsewhere(task, records, bare, confidence, sources)
+        elsewhere = replace(elsewhere, unscored=unscored or replace(FusionWeights.first(), generate=False))
+    served = set(fusion.domains) if fusion is not None else set()
+    outputs = list(fused if fusion is not None else guarded)
+    for i, record in enumerate(records):
+        if record.domain not in served:
+            outputs[i] = picks[i]
+    if fusion is None:
+        return elsewhere, outputs, check
+    return replace(fusion, elsewhere=elsewhere), outputs, check
+
+
+def _fit_elsewhere(
+    task: str,
+    records: Sequence[Record],
+    sets: list[CandidateSet],
+    confidence: float,
+    sources: Sequence[str],
+) -> tuple[FusionWeights | None, list[str], dict[str, dict[str, float]]]:
+    """Weights for records of domains no dev source stands for, and their picks on ``records``; None when
+    the dev records do not vouch for them.
+
+    The candidates are the hypotheses and the extra paths, not the generated text (its trust is what the
+    model's training domains flatter: ``generate`` mode is worse than the first hypothesis on every zero-shot
+    HyPoradise set). Each dev domain stands in for an unseen one in turn: the weights fitted on the other
+    domains must be no worse than the first hypotheses on it; the weights fitted on all of them must be no
+    worse on any domain, and better on their pool on ``confidence`` of the bootstrap samples. One domain
+    cannot be held out against another: None.
+
+    Every fit minimises the worst domain's error relative to its first hypotheses (the pooled error breaks
+    ties): weights for an unseen domain must not buy one domain's gain with another's loss. Also returned:
+    per dev domain, the figure of its first hypotheses, of the weights fitted on every domain and of those
+    fitted without it (``held_out``)."""
+    by_domain = _by_domain(records)
+    if len(by_domain) < 2:
+        return None, [], {}
+    sets = [s.without_generated() for s in sets]
+    first = [s.texts[0] for s in sets]
+    _, higher_is_better = task_target(task)
+    sign = -1.0 if higher_is_better else 1.0
+
+    def fit(rows: Sequence[int]) -> FusionWeights:
+        """Weights fitted on ``rows`` for their worst domain: the highest ratio of a domain's fused error
+        to its first hypotheses' (the pooled error breaks ties)."""
+        groups = _by_domain([records[i] for i in rows])
+        parts = [(task_score(task, [records[rows[j]] for j in part]), part) for part in groups.values()]
+        bases = [score([first[rows[j]] for j in part]) for score, part in parts]
+        pooled = task_score(task, [records[i] for i in rows])
+
+        def ratio(value: float, base: float) -> float:
+            """Above 1 where ``value`` is worse than ``base``."""
+            return base / max(value, 1e-9) if higher_is_better else value / max(base, 1e-9)
+
+        def worst(outs: Sequence[str]) -> float:
+            ratios = [
+                ratio(score([outs[j] for j in part]), base)
+                for (score, part), base in zip(parts, bases, strict=True)
+            ]
+            return max(ratios) + 1e-6 * sign * pooled(outs)
+
+        weights, _ = _fit_fusion([sets[i] for i in rows], worst, sources)
+        return weights
+
+    def picks(weights: FusionWeights) -> list[str]:
+        chosen = sets if weights.extras else [s.without_extras() for s in sets]
+        return [s.texts[weights.pick(s.features)[0]] for s in chosen]
+
+    weights = fit(range(len(records)))
+    outputs = picks(weights)
+    check = {}
+    for domain, rows in by_domain.items():
+        held = set(rows)
+        held_out = picks(fit([i for i in range(len(records)) if i not in held]))
+        score = task_score(task, [records[i] for i in rows])
+        check[domain] = {
+            name: round(score([outs[i] for i in rows]), 6)
+            for name, outs in (("first", first), ("fitted", outputs), ("held_out", held_out))
+        }
+    score = task_score(task, records)
+    pooled = [replace(r, dataset="pool") for r in records]
+    vouched = (
+        sign * score(outputs) < sign * score(first)
+        and all(
+            sign * c[name] <= sign * c["first"] for c in check.values() for name in ("fitted", "held_out")
+        )
+        and (not confidence or _vouch(task, pooled, outputs, first) >= confidence)
+    )
+    return (replace(weights, generate=False) if vouched else None), outputs, check
 
 
 def _fit_guard(

@@ -199,15 +199,25 @@ class Corrector:
         self, recs, indices, prepared: list[Prepared], batch_size, mode, progress
     ) -> list[Correction]:
         outs: list[Correction | None] = [None] * len(prepared)
-        todo = []
+        todo, unwritten = [], []
         for j, p in enumerate(prepared):
             rec = recs[indices[j]]
             if mode == "auto" and self._keeps_first(rec):
                 outs[j] = self._kept(rec, p)
+            elif mode == "auto" and self._fused(rec) and not self._fusion_of(rec).generate:
+                unwritten.append(j)
             else:
                 todo.append(j)
-        if progress and len(todo) < len(prepared):
-            progress(len(prepared) - len(todo))
+        if progress and len(todo) + len(unwritten) < len(prepared):
+            progress(len(prepared) - len(todo) - len(unwritten))
+        if unwritten:
+            part = [prepared[j] for j in unwritten]
+            more = self._source_texts(part, [self._fusion_of(p.record).extras for p in part])
+            found = self._candidate_sets(part, [None] * len(part), more, batch_size)
+            for j, candidates in zip(unwritten, found, strict=True):
+                outs[j] = self._fused_correction(recs[indices[j]], prepared[j], None, candidates)
+            if progress:
+                progress(len(unwritten))
         generated = self._generate_some(
             recs, [indices[j] for j in todo], [prepared[j] for j in todo], batch_size, mode, progress
         )
@@ -429,10 +439,13 @@ class Corrector:
 
     def _fusion_of(self, rec: Record) -> FusionWeights:
         """The fusion weights that decide ``rec``: its task's, for a record with or without scores."""
-        return self.config.task_fusion[rec.task].for_record(rec.scores is not None)
+        return self.config.task_fusion[rec.task].for_record(rec.dataset, rec.scores is not None)
 
-    def _fused_correction(self, rec: Record, p: Prepared, text: str, candidates: CandidateSet) -> Correction:
-        """The ``auto`` result of one record under its task's fusion weights: the fused argmax."""
+    def _fused_correction(
+        self, rec: Record, p: Prepared, text: str | None, candidates: CandidateSet
+    ) -> Correction:
+        """The ``auto`` result of one record under its task's fusion weights: the fused argmax (``text``: the
+        generated text, None where the weights do not use one)."""
         best, fused = self._fusion_of(rec).pick(candidates.features)
         shown = candidates.hypothesis[best]
         return Correction(

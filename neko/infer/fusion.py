@@ -102,12 +102,20 @@ class FusionWeights:
 
     ``domains`` is set where the dev data vouched for fusion on some of its sources but not on all: the
     weights then decide the records of those domains (e.g. ``atis`` for the dev part of HyPoradise's ATIS
-    train file, which also matches its test file), and every other record gets the task's guard."""
+    train file, which also matches its test file), and every other record gets ``elsewhere`` when it is set,
+    else the task's guard.
+
+    ``elsewhere`` (unseen domains) are weights over the hypotheses and the extra candidates only
+    (``generate`` False: the record is not generated at all): the model's own text is what its training
+    domains flatter, so the dev records of domains that did not vouch for the main weights fit them, each of
+    those domains held out in turn (``neko.infer.calibrate``)."""
 
     weights: dict[str, float]
     extras: tuple[str, ...] = ()
     unscored: FusionWeights | None = None
     domains: tuple[str, ...] = ()
+    generate: bool = True
+    elsewhere: FusionWeights | None = None
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.weights) - set(FEATURES))
@@ -123,24 +131,31 @@ class FusionWeights:
         return cls({"rank": 1.0})
 
     def serves(self, dataset: str) -> bool:
-        """True when these weights decide the records of ``dataset`` (all, without ``domains``)."""
-        return not self.domains or domain_of(dataset) in self.domains
+        """True when fusion decides the records of ``dataset``: every record without ``domains``, else those
+        of ``domains`` and, with ``elsewhere``, the others too."""
+        return not self.domains or domain_of(dataset) in self.domains or self.elsewhere is not None
 
-    def for_record(self, scored: bool) -> FusionWeights:
-        """The weights that decide a record with (``scored``) or without recogniser scores."""
+    def for_record(self, dataset: str, scored: bool) -> FusionWeights:
+        """The weights that decide a record of ``dataset`` with (``scored``) or without recogniser scores."""
+        if self.domains and domain_of(dataset) not in self.domains and self.elsewhere is not None:
+            return self.elsewhere.for_record(dataset, scored)
         return self if scored or self.unscored is None else self.unscored
 
     @classmethod
     def from_dict(cls, data: object, where: str = "task_fusion") -> FusionWeights:
         """Weights from a dict ``feature -> number``, plus an optional ``extras`` list of source names, an
-        optional ``unscored`` dict of the same form and an optional ``domains`` list (e.g. one task of
-        ``neko_config.json``'s ``task_fusion``)."""
+        optional ``unscored`` dict of the same form, an optional ``domains`` list, an optional ``generate``
+        flag and an optional ``elsewhere`` dict of the same form (e.g. one task of ``neko_config.json``'s
+        ``task_fusion``)."""
         data = dict(data) if isinstance(data, dict) else None
         extras = data.pop("extras", []) if data is not None else []
         unscored = data.pop("unscored", None) if data is not None else None
         domains = data.pop("domains", []) if data is not None else []
+        generate = data.pop("generate", True) if data is not None else True
+        elsewhere = data.pop("elsewhere", None) if data is not None else None
         if (
             data is None
+            or not isinstance(generate, bool)
             or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in data.values())
             or not all(
                 isinstance(names, list) and all(isinstance(n, str) for n in names)
@@ -149,7 +164,7 @@ class FusionWeights:
         ):
             raise ConfigError(
                 f"{where}: fusion weights must map feature names to numbers "
-                "(and 'extras' and 'domains' to lists of names)"
+                "(and 'extras' and 'domains' to lists of names, 'generate' to true or false)"
             )
         try:
             return cls(
@@ -157,13 +172,15 @@ class FusionWeights:
                 tuple(extras),
                 cls.from_dict(unscored, f"{where}.unscored") if unscored is not None else None,
                 tuple(domains),
+                generate,
+                cls.from_dict(elsewhere, f"{where}.elsewhere") if elsewhere is not None else None,
             )
         except ConfigError as exc:
             raise ConfigError(f"{where}: {exc}") from exc
 
     def to_dict(self) -> dict[str, Any]:
         """The non-zero weights, in ``FEATURES`` order, ``extras`` when there are any, ``unscored`` and
-        ``domains`` when set (JSON-ready)."""
+        ``domains`` when set, ``generate`` when False, ``elsewhere`` when set (JSON-ready)."""
         out: dict[str, Any] = {n: self.weights[n] for n in FEATURES if self.weights.get(n, 0.0) != 0.0}
         if self.extras:
             out["extras"] = list(self.extras)
@@ -171,6 +188,10 @@ class FusionWeights:
             out["unscored"] = self.unscored.to_dict()
         if self.domains:
             out["domains"] = list(self.domains)
+        if not self.generate:
+            out["generate"] = False
+        if self.elsewhere is not None:
+            out["elsewhere"] = self.elsewhere.to_dict()
         return out
 
     def vector(self) -> np.ndarray:
@@ -220,6 +241,29 @@ class CandidateSet:
             hypothesis=[self.hypothesis[c] for c in keep],
             features=features,
             generated=generated,
+        )
+
+    def without_generated(self) -> CandidateSet:
+        """The set without the generated text: the candidate only the model generated is dropped and the
+        others lose their ``generated`` flag (what a record that is not generated offers)."""
+        if self.generated is None:
+            return self
+        gen = FEATURES.index("generated")
+        extra = FEATURES.index("extra")
+        keep = [
+            c
+            for c, k in enumerate(self.hypothesis)
+            if k is not None or c != self.generated or self.features[c, extra]
+        ]
+        features = self.features[keep].copy()
+        features[:, gen] = 0.0
+        return replace(
+            self,
+            texts=[self.texts[c] for c in keep],
+            hypothesis=[self.hypothesis[c] for c in keep],
+            features=features,
+            generated=None,
+            margin=None,
         )
 
 
