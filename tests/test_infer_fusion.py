@@ -468,3 +468,22 @@ def test_unseen_domain_weights_are_refused_when_a_held_out_domain_loses():
     assert result.fusion.elsewhere is None and not result.fusion.serves("chime4")
     held_out = result.unseen_domains["c"]
     assert held_out["held_out"] > held_out["first"] == 0.0
+
+
+@pytest.mark.parametrize("task", ["asr", "ocr", "gec"])
+def test_the_summed_part_scorer_equals_the_corpus_metric(task):
+    from neko.infer.calibrate import _part_scorer, task_score
+    from neko.records import Record
+
+    refs = ["turn off the lights now", "Book a table, please.", "he goes home", "a b c d e f"]
+    outs = ["turn of the lights", "book a table please", "he go home", "a b d e f g"]
+    records = [
+        Record(str(i), task, "dev", [o], references=[r])
+        for i, (o, r) in enumerate(zip(outs, refs, strict=True))
+    ]
+    score = _part_scorer(task, records)
+    for rows in ([0, 1, 2, 3], [1, 3], [2]):
+        part = [records[i] for i in rows]
+        assert score(rows, [outs[i] for i in rows]) == pytest.approx(
+            task_score(task, part)([outs[i] for i in rows]), abs=1e-12
+        )

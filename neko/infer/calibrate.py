@@ -454,23 +454,28 @@ def _fit_elsewhere(
     _, higher_is_better = task_target(task)
     sign = -1.0 if higher_is_better else 1.0
 
+    value = _part_scorer(task, records)
+
     def fit(rows: Sequence[int]) -> FusionWeights:
         """Weights fitted on ``rows`` for their worst domain: the highest ratio of a domain's fused error
         to its first hypotheses' (the pooled error breaks ties)."""
+        rows = list(rows)
         groups = _by_domain([records[i] for i in rows])
-        parts = [(task_score(task, [records[rows[j]] for j in part]), part) for part in groups.values()]
-        bases = [score([first[rows[j]] for j in part]) for score, part in parts]
-        pooled = task_score(task, [records[i] for i in rows])
+        parts = [
+            (lambda outs, part=part: value([rows[j] for j in part], [outs[j] for j in part]), part)
+            for part in groups.values()
+        ]
+        bases = [value([rows[j] for j in part], [first[rows[j]] for j in part]) for part in groups.values()]
+
+        def pooled(outs: Sequence[str]) -> float:
+            return value(rows, outs)
 
         def ratio(value: float, base: float) -> float:
             """Above 1 where ``value`` is worse than ``base``."""
             return base / max(value, 1e-9) if higher_is_better else value / max(base, 1e-9)
 
         def worst(outs: Sequence[str]) -> float:
-            ratios = [
-                ratio(score([outs[j] for j in part]), base)
-                for (score, part), base in zip(parts, bases, strict=True)
-            ]
+            ratios = [ratio(score(outs), base) for (score, _), base in zip(parts, bases, strict=True)]
             return max(ratios) + 1e-6 * sign * pooled(outs)
 
         weights, _ = _fit_fusion([sets[i] for i in rows], worst, sources)
@@ -501,6 +506,40 @@ def _fit_elsewhere(
         and (not confidence or _vouch(task, pooled, outputs, first) >= confidence)
     )
     return (replace(weights, generate=False) if vouched else None), outputs, check
+
+
+def _part_scorer(task: str, records: Sequence[Record]) -> Callable[[Sequence[int], Sequence[str]], float]:
+    """``(record indices, their outputs) -> the task's metric on those records``. An error rate is summed
+    from each record's edits and reference units (what jiwer's corpus figure is), each (record, text) scored
+    once: a weight search scores the same texts thousands of times. Other metrics (or a record without
+    reference units) are scored whole."""
+    from neko.metrics import ERROR_RATES, score_corpus
+
+    metric, _ = task_target(task)
+    counts: dict[tuple[int, str], tuple[int, int]] = {}
+
+    def count(i: int, text: str) -> tuple[int, int]:
+        if (i, text) not in counts:
+            found = score_corpus(task, [text], [records[i]])[f"{metric}_counts"]
+            edits = found["substitutions"] + found["deletions"] + found["insertions"]
+            counts[i, text] = (edits, found["reference"])
+        return counts[i, text]
+
+    summed = metric in ERROR_RATES
+    if summed:
+        try:
+            for i, record in enumerate(records):
+                count(i, record.hypotheses[0])
+        except ValueError:  # a reference without words or characters: no per-record rate
+            summed = False
+
+    def score(rows: Sequence[int], outputs: Sequence[str]) -> float:
+        if not summed:
+            return task_score(task, [records[i] for i in rows])(outputs)
+        edits, units = map(sum, zip(*(count(i, t) for i, t in zip(rows, outputs, strict=True)), strict=True))
+        return edits / units
+
+    return score
 
 
 def _fit_guard(
