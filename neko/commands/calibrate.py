@@ -87,7 +87,7 @@ def _printer(as_json: bool):
                 f"{domain} {c['first']:.4f} -> {c['held_out']:.4f}"
                 for domain, c in result.unseen_domains.items()
             )
-            served = result.fusion is not None and result.fusion.serves("an unseen domain")
+            served = result.fusion is not None and result.fusion.serves_unseen
             print(
                 f"{result.task}: weights for unseen domains, each dev domain held out (first -> fused): {held}; "
                 + ("they serve every other domain" if served else "refused: the guard decides unseen domains")

@@ -453,30 +453,26 @@ def _fit_elsewhere(
     first = [s.texts[0] for s in sets]
     _, higher_is_better = task_target(task)
     sign = -1.0 if higher_is_better else 1.0
-
     value = _part_scorer(task, records)
 
     def fit(rows: Sequence[int]) -> FusionWeights:
         """Weights fitted on ``rows`` for their worst domain: the highest ratio of a domain's fused error
         to its first hypotheses' (the pooled error breaks ties)."""
         rows = list(rows)
-        groups = _by_domain([records[i] for i in rows])
-        parts = [
-            (lambda outs, part=part: value([rows[j] for j in part], [outs[j] for j in part]), part)
-            for part in groups.values()
-        ]
-        bases = [value([rows[j] for j in part], [first[rows[j]] for j in part]) for part in groups.values()]
+        domains = [[rows[j] for j in part] for part in _by_domain([records[i] for i in rows]).values()]
+        places = {i: j for j, i in enumerate(rows)}
+        bases = [value(part, [first[i] for i in part]) for part in domains]
 
-        def pooled(outs: Sequence[str]) -> float:
-            return value(rows, outs)
-
-        def ratio(value: float, base: float) -> float:
-            """Above 1 where ``value`` is worse than ``base``."""
-            return base / max(value, 1e-9) if higher_is_better else value / max(base, 1e-9)
+        def ratio(fused: float, base: float) -> float:
+            """Above 1 where ``fused`` is worse than ``base``."""
+            return base / max(fused, 1e-9) if higher_is_better else fused / max(base, 1e-9)
 
         def worst(outs: Sequence[str]) -> float:
-            ratios = [ratio(score(outs), base) for (score, _), base in zip(parts, bases, strict=True)]
-            return max(ratios) + 1e-6 * sign * pooled(outs)
+            ratios = [
+                ratio(value(part, [outs[places[i]] for i in part]), base)
+                for part, base in zip(domains, bases, strict=True)
+            ]
+            return max(ratios) + 1e-6 * sign * value(rows, outs)
 
         weights, _ = _fit_fusion([sets[i] for i in rows], worst, sources)
         return weights
@@ -491,15 +487,14 @@ def _fit_elsewhere(
     for domain, rows in by_domain.items():
         held = set(rows)
         held_out = picks(fit([i for i in range(len(records)) if i not in held]))
-        score = task_score(task, [records[i] for i in rows])
         check[domain] = {
-            name: round(score([outs[i] for i in rows]), 6)
+            name: round(value(rows, [outs[i] for i in rows]), 6)
             for name, outs in (("first", first), ("fitted", outputs), ("held_out", held_out))
         }
-    score = task_score(task, records)
+    every = range(len(records))
     pooled = [replace(r, dataset="pool") for r in records]
     vouched = (
-        sign * score(outputs) < sign * score(first)
+        sign * value(every, outputs) < sign * value(every, first)
         and all(
             sign * c[name] <= sign * c["first"] for c in check.values() for name in ("fitted", "held_out")
         )

@@ -212,8 +212,9 @@ class Corrector:
             progress(len(prepared) - len(todo) - len(unwritten))
         if unwritten:
             part = [prepared[j] for j in unwritten]
-            more = self._source_texts(part, [self._fusion_of(p.record).extras for p in part])
-            found = self._candidate_sets(part, [None] * len(part), more, batch_size)
+            found = self._fused_sets(
+                recs, [indices[j] for j in unwritten], part, [None] * len(part), mode, batch_size
+            )
             for j, candidates in zip(unwritten, found, strict=True):
                 outs[j] = self._fused_correction(recs[indices[j]], prepared[j], None, candidates)
             if progress:
@@ -418,9 +419,10 @@ class Corrector:
         return sets
 
     def _fused_sets(
-        self, recs, indices, part: list[Prepared], texts: list[str], mode: str, batch_size: int
+        self, recs, indices, part: list[Prepared], texts: list[str | None], mode: str, batch_size: int
     ) -> list[CandidateSet | None]:
-        """The candidate sets of the ``auto`` records whose task has fusion weights (None for the others)."""
+        """The candidate sets of the ``auto`` records whose task has fusion weights (None for the others;
+        ``texts``: the generated text of each, None where none was generated)."""
         sets: list[CandidateSet | None] = [None] * len(part)
         if mode != "auto" or not self.config.task_fusion:
             return sets

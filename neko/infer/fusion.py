@@ -130,10 +130,16 @@ class FusionWeights:
         """The weights that always return the first hypothesis (the best rank wins)."""
         return cls({"rank": 1.0})
 
+    @property
+    def serves_unseen(self) -> bool:
+        """True when fusion decides the records of domains the dev data did not hold: without ``domains``, or
+        with ``elsewhere``."""
+        return not self.domains or self.elsewhere is not None
+
     def serves(self, dataset: str) -> bool:
         """True when fusion decides the records of ``dataset``: every record without ``domains``, else those
         of ``domains`` and, with ``elsewhere``, the others too."""
-        return not self.domains or domain_of(dataset) in self.domains or self.elsewhere is not None
+        return self.serves_unseen or domain_of(dataset) in self.domains
 
     def for_record(self, dataset: str, scored: bool) -> FusionWeights:
         """The weights that decide a record of ``dataset`` with (``scored``) or without recogniser scores."""
@@ -232,38 +238,33 @@ class CandidateSet:
         source proposed are dropped and the others lose their ``extra`` flag (no other feature of a
         candidate depends on the other candidates)."""
         keep = [c for c, k in enumerate(self.hypothesis) if k is not None or c == self.generated]
-        features = self.features[keep].copy()
-        features[:, FEATURES.index("extra")] = 0.0
         generated = keep.index(self.generated) if self.generated is not None else None
-        return replace(
-            self,
-            texts=[self.texts[c] for c in keep],
-            hypothesis=[self.hypothesis[c] for c in keep],
-            features=features,
-            generated=generated,
-        )
+        return self._keeping(keep, "extra", generated=generated)
 
     def without_generated(self) -> CandidateSet:
         """The set without the generated text: the candidate only the model generated is dropped and the
         others lose their ``generated`` flag (what a record that is not generated offers)."""
         if self.generated is None:
             return self
-        gen = FEATURES.index("generated")
         extra = FEATURES.index("extra")
         keep = [
             c
             for c, k in enumerate(self.hypothesis)
             if k is not None or c != self.generated or self.features[c, extra]
         ]
+        return self._keeping(keep, "generated", generated=None, margin=None)
+
+    def _keeping(self, keep: list[int], cleared: str, **changes: Any) -> CandidateSet:
+        """The set of the candidates ``keep`` with the feature ``cleared`` set to 0 for all of them, and the
+        other fields ``changes``."""
         features = self.features[keep].copy()
-        features[:, gen] = 0.0
+        features[:, FEATURES.index(cleared)] = 0.0
         return replace(
             self,
             texts=[self.texts[c] for c in keep],
             hypothesis=[self.hypothesis[c] for c in keep],
             features=features,
-            generated=None,
-            margin=None,
+            **changes,
         )
 
 
