@@ -487,3 +487,69 @@ def test_the_summed_part_scorer_equals_the_corpus_metric(task):
         assert score(rows, [outs[i] for i in rows]) == pytest.approx(
             task_score(task, part)([outs[i] for i in rows]), abs=1e-12
         )
+
+
+def test_weights_for_single_hypothesis_records_are_stored_and_chosen_by_the_record():
+    single = FusionWeights({"lm_mean": 1.0, "edit": -1.0}, extras=("constrained",))
+    weights = FusionWeights({"cn": 2.0}, unscored=FusionWeights({"lm": 1.0}), single=single)
+    assert weights.for_record("x", scored=False, single=True) is single
+    assert weights.for_record("x", scored=True) is weights
+    assert weights.for_record("x", scored=False) is weights.unscored
+    stored = weights.to_dict()
+    assert stored["single"] == {"lm_mean": 1.0, "edit": -1.0, "extras": ["constrained"]}
+    assert FusionWeights.from_dict(json.loads(json.dumps(stored))) == weights
+    with pytest.raises(ConfigError, match="task_fusion.single"):
+        FusionWeights.from_dict({"lm": 1.0, "single": {"bogus": 1.0}})
+    # Unseen-domain weights decide their records whatever the count of hypotheses.
+    elsewhere = FusionWeights({"recog": 1.0}, generate=False)
+    served = FusionWeights({"lm": 1.0}, domains=("atis",), elsewhere=elsewhere, single=single)
+    assert served.for_record("chime4", scored=False, single=True) is elsewhere
+    assert served.for_record("atis", scored=False, single=True) is single
+
+
+def test_calibration_fits_weights_for_single_hypothesis_records_and_auto_uses_them(monkeypatch):
+    from dataclasses import replace
+
+    from neko.infer import fusion as fusion_module
+    from neko.infer.calibrate import calibrate_task
+    from neko.records import Record
+
+    words = ["now", "again", "today", "please", "later", "soon"]
+    # The n-best's second hypothesis is right; cut to its first hypothesis a record has only the wrong one,
+    # which a (test) source of extra candidates fixes by a rule: the single-hypothesis weights learn to take it.
+    records = [
+        Record(
+            id=str(i),
+            task="asr",
+            dataset="dev",
+            hypotheses=[f"turn of the lights {w}", f"turn off the lights {w}"],
+            scores=[-2.0, -0.5],
+            references=[f"turn off the lights {w}"],
+        )
+        for i, w in enumerate(words)
+    ]
+
+    def fix(model, tokenizer, prepared, config):
+        return [[p.record.hypotheses[0].replace(" of ", " off ")] for p in prepared]
+
+    monkeypatch.setitem(fusion_module.EXTRA_SOURCES, "constrained", fix)
+    result = calibrate_task(tiny_corrector(), "asr", records, batch_size=3)
+    assert result.fused == 0.0 and result.fused_single == 0.0 < result.first
+    single = result.fusion.single
+    assert single is not None and single.extras == ("constrained",) and single.weights.get("extra", 0.0) > 0
+    assert result.summary()["fused_single"] == 0.0
+    lone = [replace(r, hypotheses=r.hypotheses[:1], scores=None) for r in records]
+    auto = tiny_corrector(task_fusion={"asr": result.fusion}).correct_many(lone)
+    assert [c.text for c in auto] == [r.references[0] for r in records]
+    # Without the fix, nothing beats a lone first hypothesis: the weights keep it and generate nothing.
+    monkeypatch.setitem(fusion_module.EXTRA_SOURCES, "constrained", lambda *args: [[] for _ in args[2]])
+    refused = calibrate_task(tiny_corrector(), "asr", records, batch_size=3)
+    assert refused.fusion.single == replace(FusionWeights.first(), generate=False)
+    assert refused.fused_single == refused.first
+
+    def no_generation(*args, **kwargs):
+        raise AssertionError("a single-hypothesis record was generated")
+
+    monkeypatch.setattr("neko.infer.corrector.generate_all", no_generation)
+    kept = tiny_corrector(task_fusion={"asr": refused.fusion}).correct_many(lone)
+    assert [c.text for c in kept] == [r.hypotheses[0] for r in lone]

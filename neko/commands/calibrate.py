@@ -97,6 +97,18 @@ def _printer(as_json: bool):
                 f"{result.task}: fused without recogniser scores {result.fused_unscored:.4f} (the weights for "
                 "records that carry none, fitted on the same records with their scores removed)"
             )
+        if result.fused_single is not None:
+            kept = (
+                result.fusion is not None
+                and result.fusion.single is not None
+                and result.fusion.single.generate
+            )
+            print(
+                f"{result.task}: fused with one hypothesis {result.fused_single:.4f} (the weights for records with "
+                "a single hypothesis, fitted on the same records cut to their first one"
+                + ("" if kept else "; refused: such records keep their hypothesis")
+                + ")"
+            )
 
     return show
 

@@ -63,6 +63,8 @@ class TaskCalibration:
             first hypotheses' figure.
         fused_unscored: the metric of the fusion fitted on the same records with their recogniser scores
             removed (``FusionWeights.unscored``; None when no record had scores).
+        fused_single: the metric of the fusion fitted on the same records cut to their first hypothesis,
+            without scores (``FusionWeights.single``; None when every record had one distinct hypothesis).
         unseen_domains: where weights for unseen domains were tried (``FusionWeights.elsewhere``), per dev
             domain the metric of its first hypotheses, of those weights (``fitted``) and of the weights
             fitted with that domain held out (``held_out``); empty where they were not tried.
@@ -85,6 +87,7 @@ class TaskCalibration:
     higher_is_better: bool = False
     confidence: float | None = None
     fused_unscored: float | None = None
+    fused_single: float | None = None
     unseen_domains: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
@@ -116,6 +119,7 @@ class TaskCalibration:
             "fusion_fallback_rate": self.fusion_fallback_rate,
             "fusion_harmful_edit_rate": self.fusion_harmful_edit_rate,
             "fused_unscored": self.fused_unscored,
+            "fused_single": self.fused_single,
             "fusion": self.fusion.to_dict() if self.fusion is not None else None,
             "unseen_domains": self.unseen_domains,
             "decision": self.decision,
@@ -235,13 +239,12 @@ def calibrate_task(
     references = [r.references[0] for r in records]
     first = [h[0] for h in hypotheses]
     score = task_score(task, records)
-    sign = -1.0 if higher_is_better else 1.0
     config, rows, share = _fit_guard(
         task, records, outputs, hypotheses, margins, corrector.config.guard_for(task), confidence
     )
     guarded = guard_outputs(outputs, hypotheses, margins, config, task)
     every_set = sets
-    fusion, sets = _fit_fusion(sets, lambda outs: sign * score(outs), sources)
+    fusion, sets = _fit_fusion(sets, _objective(task, records), sources)
     fused_outputs = [s.texts[fusion.pick(s.features)[0]] for s in sets]
     unseen: dict[str, dict[str, float]] = {}
     bare = _bare_sets(corrector, records, outputs, batch_size, sources)
@@ -263,11 +266,22 @@ def calibrate_task(
             confidence,
             sources,
         )
-    fused_unscored = None
+    fused_unscored = fused_single = None
     if bare is not None:
-        unscored, fused_unscored = _fit_unscored(task, records, bare, sources, confidence)
+        unscored, fused_unscored = _fit_reduced(task, records, bare, sources, confidence)
         if fusion is not None and fusion.generate:
             fusion = replace(fusion, unscored=unscored)
+    if any(len(set(r.hypotheses)) > 1 for r in records):
+        lone = [replace(r, hypotheses=r.hypotheses[:1], scores=None) for r in records]
+        single, fused_single = _fit_reduced(
+            task,
+            lone,
+            _reduced_sets(corrector, records, lone, outputs, batch_size, sources),
+            sources,
+            confidence,
+        )
+        if fusion is not None:
+            fusion = replace(fusion, single=single)
     return TaskCalibration(
         task=task,
         n=len(records),
@@ -286,6 +300,7 @@ def calibrate_task(
         higher_is_better=higher_is_better,
         confidence=share,
         fused_unscored=fused_unscored,
+        fused_single=fused_single,
         unseen_domains=unseen,
     )
 
@@ -311,8 +326,6 @@ def _serve_vouched_domains(
     if _serves_every_domain(task, records, fused, first, confidence):
         return fusion, fused
     by_domain = _by_domain(records)
-    _, higher_is_better = task_target(task)
-    sign = -1.0 if higher_is_better else 1.0
     fits: dict[tuple[str, ...], tuple[FusionWeights, list[int], list[str], dict[str, float]]] = {}
 
     def fit(domains: tuple[str, ...]) -> tuple[FusionWeights, list[int], list[str], dict[str, float]]:
@@ -320,8 +333,7 @@ def _serve_vouched_domains(
         if domains not in fits:
             rows = sorted(i for d in domains for i in by_domain[d])
             part = [records[i] for i in rows]
-            score = task_score(task, part)
-            weights, chosen = _fit_fusion([sets[i] for i in rows], lambda outs: sign * score(outs), sources)
+            weights, chosen = _fit_fusion([sets[i] for i in rows], _objective(task, part), sources)
             outputs = [s.texts[weights.pick(s.features)[0]] for s in chosen]
             fits[domains] = (
                 weights,
@@ -352,42 +364,57 @@ def _bare_sets(
     if not any(r.scores is not None for r in records):
         return None
     bare = [replace(r, scores=None) for r in records]
-    # A task may show other hypotheses without scores (MT ranks them by consensus): its prompt changes there.
+    return _reduced_sets(corrector, records, bare, outputs, batch_size, sources)
+
+
+def _reduced_sets(
+    corrector: Any,
+    records: Sequence[Record],
+    reduced: Sequence[Record],
+    outputs: list[str],
+    batch_size: int,
+    sources: Sequence[str],
+) -> list[CandidateSet]:
+    """The candidate sets of ``reduced``, ``records`` with less evidence (scores removed, hypotheses cut),
+    whose generated ``outputs`` are redone where the prompt changes (fewer hypotheses shown; MT also ranks
+    its candidates by consensus without scores)."""
     outputs = list(outputs)
     again = [
         i
         for i, r in enumerate(records)
-        if shown_for(r, corrector.config) != shown_for(bare[i], corrector.config)
+        if shown_for(r, corrector.config) != shown_for(reduced[i], corrector.config)
     ]
     if again:
-        redone = corrector.correct_many([bare[i] for i in again], batch_size=batch_size, mode="generate")
+        redone = corrector.correct_many([reduced[i] for i in again], batch_size=batch_size, mode="generate")
         for i, correction in zip(again, redone, strict=True):
             outputs[i] = correction.text
-    return _scored_sets(corrector, bare, outputs, batch_size, sources)[1]
+    return _scored_sets(corrector, reduced, outputs, batch_size, sources)[1]
 
 
-def _fit_unscored(
+def _fit_reduced(
     task: str,
     records: Sequence[Record],
-    bare: list[CandidateSet],
+    reduced: list[CandidateSet],
     sources: Sequence[str],
     confidence: float,
 ) -> tuple[FusionWeights, float]:
-    """The fusion weights for records without recogniser scores (``FusionWeights.unscored``), fitted on the
-    candidate sets of ``records`` with their scores removed (``bare``), and their dev figure; "first
-    hypothesis" unless they are strictly better than it there (and, with ``confidence``, vouched for in every
+    """The fusion weights for records with less evidence than the dev records (``FusionWeights.unscored``:
+    no recogniser scores; ``FusionWeights.single``: one hypothesis), fitted on the candidate sets of the dev
+    records reduced that way (``reduced``, in the order of ``records``), and their dev figure; "first
+    hypothesis" (without generation) unless they are strictly better than it there (and, with ``confidence``, vouched for in every
     domain: ``_serves_every_domain``)."""
     _, higher_is_better = task_target(task)
     sign = -1.0 if higher_is_better else 1.0
     score = task_score(task, records)
-    fusion, sets = _fit_fusion(bare, lambda outs: sign * score(outs), sources)
+    fusion, sets = _fit_fusion(reduced, _objective(task, records), sources)
     picked = [s.texts[fusion.pick(s.features)[0]] for s in sets]
     first = [s.texts[0] for s in sets]
     fused = score(picked)
     if sign * fused >= sign * score(first) or (
         confidence and not _serves_every_domain(task, records, picked, first, confidence)
     ):
-        fusion = FusionWeights.first()
+        # Refused: such records keep their first hypothesis, and nothing is generated for them.
+        fusion = replace(FusionWeights.first(), generate=False)
     return fusion, fused
 
 
@@ -501,6 +528,15 @@ def _fit_elsewhere(
         and (not confidence or _vouch(task, pooled, outputs, first) >= confidence)
     )
     return (replace(weights, generate=False) if vouched else None), outputs, check
+
+
+def _objective(task: str, records: Sequence[Record]) -> Callable[[Sequence[str]], float]:
+    """``outputs -> what a weight search minimises`` on ``records``: the task's metric, negated where higher is
+    better, scored by `_part_scorer` (each (record, text) once)."""
+    _, higher_is_better = task_target(task)
+    sign = -1.0 if higher_is_better else 1.0
+    part, rows = _part_scorer(task, records), range(len(records))
+    return lambda outputs: sign * part(rows, outputs)
 
 
 def _part_scorer(task: str, records: Sequence[Record]) -> Callable[[Sequence[int], Sequence[str]], float]:
@@ -804,6 +840,8 @@ def write_task_guards(
             notes[result.task]["fusion_fallback_rate"] = round(result.fusion_fallback_rate or 0.0, 6)
         if result.fused_unscored is not None:
             notes[result.task]["fused_unscored"] = round(result.fused_unscored, 6)
+        if result.fused_single is not None:
+            notes[result.task]["fused_single"] = round(result.fused_single, 6)
     if not fusion:
         del data["task_fusion"]
     file.write_text(json.dumps(data, indent=2) + "\n")

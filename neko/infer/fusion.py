@@ -108,7 +108,13 @@ class FusionWeights:
     ``elsewhere`` (unseen domains) are weights over the hypotheses and the extra candidates only
     (``generate`` False: the record is not generated at all): the model's own text is what its training
     domains flatter, so the dev records of domains that did not vouch for the main weights fit them, each of
-    those domains held out in turn (``neko.infer.calibrate``)."""
+    those domains held out in turn (``neko.infer.calibrate``).
+
+    ``single`` are the weights for a record with one distinct hypothesis (a lone OCR line, a single ASR
+    transcript): its confusion network and n-best agreement only measure distance from that one text, which
+    weights fitted on n-best lists read as the n-best voting against any change. ``neko calibrate`` fits them
+    on the dev records cut to their first hypothesis, without scores, whenever some dev record has more than
+    one."""
 
     weights: dict[str, float]
     extras: tuple[str, ...] = ()
@@ -116,6 +122,7 @@ class FusionWeights:
     domains: tuple[str, ...] = ()
     generate: bool = True
     elsewhere: FusionWeights | None = None
+    single: FusionWeights | None = None
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.weights) - set(FEATURES))
@@ -141,17 +148,20 @@ class FusionWeights:
         of ``domains`` and, with ``elsewhere``, the others too."""
         return self.serves_unseen or domain_of(dataset) in self.domains
 
-    def for_record(self, dataset: str, scored: bool) -> FusionWeights:
-        """The weights that decide a record of ``dataset`` with (``scored``) or without recogniser scores."""
+    def for_record(self, dataset: str, scored: bool, single: bool = False) -> FusionWeights:
+        """The weights that decide a record of ``dataset`` with (``scored``) or without recogniser scores and
+        with one distinct hypothesis (``single``) or more."""
         if self.domains and domain_of(dataset) not in self.domains and self.elsewhere is not None:
-            return self.elsewhere.for_record(dataset, scored)
+            return self.elsewhere.for_record(dataset, scored, single)
+        if single and self.single is not None:
+            return self.single
         return self if scored or self.unscored is None else self.unscored
 
     @classmethod
     def from_dict(cls, data: object, where: str = "task_fusion") -> FusionWeights:
         """Weights from a dict ``feature -> number``, plus an optional ``extras`` list of source names, an
         optional ``unscored`` dict of the same form, an optional ``domains`` list, an optional ``generate``
-        flag and an optional ``elsewhere`` dict of the same form (e.g. one task of ``neko_config.json``'s
+        flag and optional ``elsewhere`` and ``single`` dicts of the same form (e.g. one task of ``neko_config.json``'s
         ``task_fusion``)."""
         data = dict(data) if isinstance(data, dict) else None
         extras = data.pop("extras", []) if data is not None else []
@@ -159,6 +169,7 @@ class FusionWeights:
         domains = data.pop("domains", []) if data is not None else []
         generate = data.pop("generate", True) if data is not None else True
         elsewhere = data.pop("elsewhere", None) if data is not None else None
+        single = data.pop("single", None) if data is not None else None
         if (
             data is None
             or not isinstance(generate, bool)
@@ -180,13 +191,14 @@ class FusionWeights:
                 tuple(domains),
                 generate,
                 cls.from_dict(elsewhere, f"{where}.elsewhere") if elsewhere is not None else None,
+                cls.from_dict(single, f"{where}.single") if single is not None else None,
             )
         except ConfigError as exc:
             raise ConfigError(f"{where}: {exc}") from exc
 
     def to_dict(self) -> dict[str, Any]:
         """The non-zero weights, in ``FEATURES`` order, ``extras`` when there are any, ``unscored`` and
-        ``domains`` when set, ``generate`` when False, ``elsewhere`` when set (JSON-ready)."""
+        ``domains`` when set, ``generate`` when False, ``elsewhere`` and ``single`` when set (JSON-ready)."""
         out: dict[str, Any] = {n: self.weights[n] for n in FEATURES if self.weights.get(n, 0.0) != 0.0}
         if self.extras:
             out["extras"] = list(self.extras)
@@ -198,6 +210,8 @@ class FusionWeights:
             out["generate"] = False
         if self.elsewhere is not None:
             out["elsewhere"] = self.elsewhere.to_dict()
+        if self.single is not None:
+            out["single"] = self.single.to_dict()
         return out
 
     def vector(self) -> np.ndarray:
