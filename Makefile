@@ -107,14 +107,14 @@ default-model:  ## ship the trained parts of $(RUN)/final (LoRA + routers, float
 # beats the first hypotheses on 95% of bootstrap samples of its dev records (--confidence 0.95). Fusion weighs the
 # hypotheses and the generated text (--no-extras): confusion-network paths would add a beam search to every ASR
 # correction a user runs; constrained generation is a table row of its own. OCR calibrates apart, on every
-# generated OCR dev line (OCR_LIMIT, 100 per severity), with the extra candidates: the paths of each line's
+# generated OCR dev line (OCR_LIMIT, 400 per severity), with the extra candidates: the paths of each line's
 # spelling lattice (neko/infer/spelling.py), kept only where they give a strictly better dev figure.
 # MT has one held-out dev pair and its own, larger pick (MT_LIMIT, 200 segments): a fusion vouched for on 40
 # segments did not carry over to WMT23 (docs/TRAINING.md).
 CALIBRATION_DEV = $(GEN)/asr_*.dev.jsonl $(PREPARED)/hyporadise_atis_train_dev.jsonl $(PREPARED)/jfleg_dev.jsonl
 calibrate-default:  ## fit the bundled model's auto-mode guard per task on dev data (writes neko/default_model/neko_config.json; MODEL=DIR: another model folder)
 	neko calibrate $(CALIBRATION_DEV) --exclude 'voice=espeak:*' --limit $(or $(LIMIT),40) --confidence 0.95 --no-extras --threads 2 --write $(if $(MODEL),--model $(MODEL))
-	neko calibrate $(GEN)/ocr_*.dev.jsonl --limit $(or $(OCR_LIMIT),100) --confidence 0.95 --threads 2 --write $(if $(MODEL),--model $(MODEL))
+	neko calibrate $(GEN)/ocr_*.dev.jsonl --limit $(or $(OCR_LIMIT),400) --confidence 0.95 --threads 2 --write $(if $(MODEL),--model $(MODEL))
 	neko calibrate $(PREPARED)/wmt22_uk-en.jsonl --limit $(or $(MT_LIMIT),200) --confidence 0.95 --no-extras --threads 2 --write $(if $(MODEL),--model $(MODEL))
 
 train-tiny:  ## train the small NeKo MoE on CPU (~2 h; resumable: make train-tiny ARGS=--resume)
@@ -143,7 +143,7 @@ ASR_PS_N ?= 300
 ASR_DEV_N ?= 125
 ASR_CONDITIONS ?= clean noisy reverb telephone
 OCR_N ?= 1000
-OCR_DEV_N ?= 100
+OCR_DEV_N ?= 400
 ASR_GEN = HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 neko prepare asr-nbest --data $(DATA) --out $(GEN) --workers $(WORKERS)
 OCR_GEN = OMP_THREAD_LIMIT=1 neko prepare ocr-lines --data $(DATA) --out $(GEN)
 .PHONY: install-data data corpus data-asr-first data-asr-rest data-ocr data-manifest data-smoke
