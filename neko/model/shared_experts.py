@@ -38,8 +38,8 @@ class SharedLoraExperts(nn.Module):
     (``gate_up_proj`` / ``down_proj``) to ``(lhs [E, out, R], rhs [E, R, in])`` with the LoRA scaling
     already in ``lhs``: expert e's weight is ``base + lhs[e] @ rhs[e]``. A projection without factors is the
     shared weight for every expert. Stored stacked over experts, ``{proj}_lora_a`` [E*R, in] and
-    ``{proj}_lora_b`` [E*R, out] (scaled B transposed): viewed as [E, R, .], each expert's correction is a
-    grouped product over the rows routed to it (`shared_forward`).
+    ``{proj}_lora_b`` [E*R, out] (scaled B transposed), so that all experts' corrections are two matrix
+    products: on CPU, E skinny rank-R products cost several times one product of rank E*R.
     """
 
     def __init__(self, experts: nn.Module, gate_up: torch.Tensor, down: torch.Tensor, factors: dict) -> None:
@@ -116,61 +116,40 @@ def shared_forward(
 ) -> torch.Tensor:
     """What fused experts ``base + LoRA_e`` compute for ``hidden_states`` [N, H] and their top-k choices.
 
-    The shared weights apply once per token: ``x @ W_gu^T`` on [N, H], and, because the down projection is
-    linear, ``sum_j w_j (W_d + dW_d,e_j) h_j = W_d (sum_j w_j h_j) + sum_j w_j dW_d,e_j h_j``, so ``W_d``
-    also runs once per token, on the routing-weighted sum of its experts' activations. The k (token, expert)
-    pairs of every token are sorted by expert, and each expert's low-rank terms run on its own rows only
-    (`_grouped_mm`): a one-hot mask over all experts' stacked factors would spend E times the work.
-    Differentiable in ``hidden_states``, the gate weights and the factors (training uses it through peft's
-    wrappers).
+    Computed slot by slot of the top-k (every token's j-th expert at once) rather than expert by expert: the
+    shared weights apply to whole [N, .] blocks with no sorting, gathering or index_add, and a token's own
+    expert enters only through its low-rank terms, selected by a one-hot mask over the stacked factors.
+    Because the down projection is linear, ``sum_j w_j (W_d + dW_d,e_j) h_j = W_d (sum_j w_j h_j) +
+    sum_j w_j dW_d,e_j h_j``: ``W_d`` runs once per token, not once per chosen expert. Differentiable in
+    ``hidden_states``, the gate weights and the factors (training uses it through peft's wrappers).
     """
-    experts, tokens = weights.num_experts, hidden_states.shape[0]
-    inter = weights.gate_up.shape[0] // 2
-    flat = top_k_index.t().reshape(-1)  # [k*N] (token, slot) pairs, slot-major
+    k, experts = top_k_index.shape[-1], weights.num_experts
+    # Expert-parallel sentinels (id == num_experts) add nothing, as in transformers' eager loop.
+    gates = (top_k_weights * (top_k_index < experts)).t().to(hidden_states.dtype)  # [k, N]
     with torch.no_grad():
-        # Expert-parallel sentinels (id == num_experts) add nothing, as in transformers' eager loop: sorted
-        # last, then dropped.
-        counts = torch.bincount(flat, minlength=experts + 1)[:experts]
-        order = torch.argsort(flat, stable=True)[: int(counts.sum())]
-        offsets = torch.cumsum(counts, 0).to(torch.int32)
-        rows = order % tokens  # the token of each sorted pair
-    gates = top_k_weights.t().reshape(-1)[order].to(hidden_states.dtype)
-    # Row slices of the shared [2I, H] weight: one gradient per half, no concatenation in the backward.
-    gate = F.linear(hidden_states, weights.gate_up[:inter])[rows]
-    up = F.linear(hidden_states, weights.gate_up[inter:])[rows]
-    if weights.gate_up_lora is not None:
+        select = F.one_hot(top_k_index.t(), experts + 1)[..., :experts].to(hidden_states.dtype)  # [k, N, E]
+    # The one projection every expert shares: once per token instead of once per (token, expert) pair.
+    gate_up = F.linear(hidden_states, weights.gate_up)
+    if weights.gate_up_lora is None:
+        gate_up = gate_up.expand(k, -1, -1)
+    else:
         a, b = weights.gate_up_lora
-        low = _grouped_mm(hidden_states[rows], _stacked(a, experts).transpose(1, 2), offsets)  # [kN, R]
-        b = _stacked(b, experts)
-        gate = gate + _grouped_mm(low, b[..., :inter], offsets)
-        up = up + _grouped_mm(low, b[..., inter:], offsets)
-    act = weights.act_fn(gate) * up * gates[:, None]  # [kN, I], each pair weighted by its gate
-    summed = act.new_zeros(tokens, inter).index_add(0, rows, act)
-    out = F.linear(summed, weights.down)
+        low = F.linear(hidden_states, a) * _rank_mask(select, a)  # [k, N, E*R]: all experts, then masked
+        gate_up = torch.matmul(low, b) + gate_up
+    gate, up = gate_up.chunk(2, dim=-1)
+    act = weights.act_fn(gate) * up  # [k, N, I]
+    # A product and a sum over the k slots: einsum would make it N tiny batched matmuls (twice as slow).
+    out = F.linear((act * gates[..., None]).sum(0), weights.down)
     if weights.down_lora is not None:
         a, b = weights.down_lora
-        low = _grouped_mm(act, _stacked(a, experts).transpose(1, 2), offsets)
-        out = out.index_add(0, rows, _grouped_mm(low, _stacked(b, experts), offsets))
+        low = F.linear(act, a) * (_rank_mask(select, a) * gates[..., None])  # [k, N, E*R]
+        out = out + torch.matmul(low.sum(0), b)
     return out
 
 
-def _stacked(factor: torch.Tensor, experts: int) -> torch.Tensor:
-    """[E*R, d] expert-major stacked factor rows as [E, R, d]."""
-    return factor.view(experts, -1, factor.shape[-1])
-
-
-def _grouped_mm(rows: torch.Tensor, mats: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
-    """``rows[o_{e-1}:o_e] @ mats[e]`` for each group e of ``offsets`` (cumulative row ends), concatenated.
-
-    torch's grouped GEMM where its kernel runs (float32 on CPU, rows 16-byte aligned); elsewhere (float64
-    comparisons, other devices and dtypes) a product per group."""
-    aligned = all(n * rows.element_size() % 16 == 0 for n in (rows.shape[-1], mats.shape[-1]))
-    if rows.device.type == "cpu" and rows.dtype == torch.float32 and aligned:
-        return torch._grouped_mm(rows, mats, offs=offsets)
-    ends = offsets.tolist()
-    return torch.cat(
-        [rows[s:e] @ mats[g] for g, (s, e) in enumerate(zip([0, *ends[:-1]], ends, strict=True))]
-    )
+def _rank_mask(select: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """[k, N, E] one-hot expert choices widened to the E*R stacked rank columns of ``a``."""
+    return select.repeat_interleave(a.shape[0] // select.shape[-1], dim=-1)
 
 
 def share_experts(model: nn.Module) -> int:
