@@ -117,3 +117,60 @@ def test_share_needs_merged_inference() -> None:
 
     with pytest.raises(ConfigError, match="share_experts"):
         load_corrector("unused", merge=False, share_experts=True)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_shared_forward_equals_each_expert_run_on_its_tokens(dtype) -> None:
+    """`shared_forward` against the definition: every chosen expert's own MLP, ``W + B_e A_e``, weighted by its gate; an expert no token
+    chose and an expert-parallel sentinel (id E) included; gradients too."""
+    from torch.nn import functional as F
+
+    from neko.model.shared_experts import SharedWeights, shared_forward
+
+    gen = torch.Generator().manual_seed(0)
+    tokens, hidden, inter, experts, rank = 12, 8, 16, 4, 4
+
+    def rand(*shape):
+        return (torch.randn(*shape, generator=gen, dtype=dtype) * 0.3).requires_grad_()
+
+    x, gate_up, down = rand(tokens, hidden), rand(2 * inter, hidden), rand(hidden, inter)
+    a_gu, b_gu, a_d, b_d = (
+        rand(experts * rank, hidden),
+        rand(experts * rank, 2 * inter),
+        rand(experts * rank, inter),
+        rand(experts * rank, hidden),
+    )
+    index = torch.randint(0, 3, (tokens, 2), generator=gen)  # expert 3: no token
+    index[:, 1] = (index[:, 0] + 1) % 3
+    index[0, 1] = experts  # a sentinel
+    gates = torch.rand(tokens, 2, generator=gen, dtype=dtype).requires_grad_()
+    weights = SharedWeights(experts, gate_up, down, F.silu, (a_gu, b_gu), (a_d, b_d))
+    out = shared_forward(x, index, gates, weights)
+
+    def expert(e, rows):
+        block = slice(e * rank, (e + 1) * rank)
+        gu = rows @ (gate_up + b_gu[block].t() @ a_gu[block]).t()
+        g, u = gu.chunk(2, dim=-1)
+        return (F.silu(g) * u) @ (down + b_d[block].t() @ a_d[block]).t()
+
+    want = torch.stack(
+        [
+            sum(
+                (
+                    gates[n, j] * expert(int(index[n, j]), x[n : n + 1])[0]
+                    for j in range(2)
+                    if index[n, j] < experts
+                ),
+                torch.zeros(hidden, dtype=dtype),
+            )
+            for n in range(tokens)
+        ]
+    )
+    tol = 1e-5 if dtype == torch.float32 else 1e-12
+    torch.testing.assert_close(out, want, atol=tol, rtol=tol)
+    grad = torch.randn(out.shape, generator=gen, dtype=dtype)
+    params = [x, gates, a_gu, b_gu, a_d, b_d]
+    for got, expected in zip(
+        torch.autograd.grad(out, params, grad), torch.autograd.grad(want, params, grad), strict=True
+    ):
+        torch.testing.assert_close(got, expected, atol=tol, rtol=tol)
