@@ -121,8 +121,8 @@ def test_share_needs_merged_inference() -> None:
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_shared_forward_equals_each_expert_run_on_its_tokens(dtype) -> None:
-    """`shared_forward` against the definition: every chosen expert's own MLP, ``W + B_e A_e``, weighted by its gate; an expert no token
-    chose and an expert-parallel sentinel (id E) included; gradients too."""
+    """`shared_forward` against the definition: every chosen expert's own MLP, ``W + B_e A_e``, weighted by
+    its gate; an expert no token chose and an expert-parallel sentinel (id E) included; gradients too."""
     from torch.nn import functional as F
 
     from neko.model.shared_experts import SharedWeights, shared_forward
