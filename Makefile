@@ -109,6 +109,8 @@ default-model:  ## ship the trained parts of $(RUN)/final (LoRA + routers, float
 # correction a user runs; constrained generation is a table row of its own. OCR calibrates apart, on every
 # generated OCR dev line (OCR_LIMIT, 400 per severity), with the extra candidates: the paths of each line's
 # spelling lattice (neko/infer/spelling.py), kept only where they give a strictly better dev figure.
+# Each task also gets weights for records with one hypothesis (a lone OCR line), fitted on its dev records
+# cut to their first hypothesis (docs/INFERENCE.md), or keeps such records' hypothesis where those do not vouch.
 # MT has one held-out dev pair and its own, larger pick (MT_LIMIT, 200 segments): a fusion vouched for on 40
 # segments did not carry over to WMT23 (docs/TRAINING.md).
 CALIBRATION_DEV = $(GEN)/asr_*.dev.jsonl $(PREPARED)/hyporadise_atis_train_dev.jsonl $(PREPARED)/jfleg_dev.jsonl
