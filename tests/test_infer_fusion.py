@@ -252,15 +252,11 @@ def test_weights_for_records_without_scores_are_stored_and_chosen_by_the_record(
         FusionWeights.from_dict({"lm": 1.0, "unscored": {"bogus": 1.0}})
 
 
-def test_calibration_fits_separate_weights_for_records_without_scores():
-    from dataclasses import replace
-
-    from neko.infer.calibrate import calibrate_task
+def scored_lights(words):
+    """ASR dev records whose recogniser scores favour the right (second) of two hypotheses, one per word."""
     from neko.records import Record
 
-    # The recogniser's scores point at the right hypothesis (the second): scored records can use them,
-    # records without scores cannot, and get weights fitted with the scores removed.
-    records = [
+    return [
         Record(
             id=str(i),
             task="asr",
@@ -269,8 +265,18 @@ def test_calibration_fits_separate_weights_for_records_without_scores():
             scores=[-2.0, -0.5],
             references=[f"turn off the lights {w}"],
         )
-        for i, w in enumerate(["now", "again", "today", "please"])
+        for i, w in enumerate(words)
     ]
+
+
+def test_calibration_fits_separate_weights_for_records_without_scores():
+    from dataclasses import replace
+
+    from neko.infer.calibrate import calibrate_task
+
+    # The recogniser's scores point at the right hypothesis (the second): scored records can use them,
+    # records without scores cannot, and get weights fitted with the scores removed.
+    records = scored_lights(["now", "again", "today", "please"])
     corrector = tiny_corrector()
     result = calibrate_task(corrector, "asr", records, batch_size=2, sources=())
     assert result.fused == 0.0 and result.fusion.weights.get("recog", 0.0) > 0.0
@@ -512,22 +518,11 @@ def test_calibration_fits_weights_for_single_hypothesis_records_and_auto_uses_th
 
     from neko.infer import fusion as fusion_module
     from neko.infer.calibrate import calibrate_task
-    from neko.records import Record
 
     words = ["now", "again", "today", "please", "later", "soon"]
     # The n-best's second hypothesis is right; cut to its first hypothesis a record has only the wrong one,
     # which a (test) source of extra candidates fixes by a rule: the single-hypothesis weights learn to take it.
-    records = [
-        Record(
-            id=str(i),
-            task="asr",
-            dataset="dev",
-            hypotheses=[f"turn of the lights {w}", f"turn off the lights {w}"],
-            scores=[-2.0, -0.5],
-            references=[f"turn off the lights {w}"],
-        )
-        for i, w in enumerate(words)
-    ]
+    records = scored_lights(words)
 
     def fix(model, tokenizer, prepared, config):
         return [[p.record.hypotheses[0].replace(" of ", " off ")] for p in prepared]
