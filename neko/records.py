@@ -51,6 +51,11 @@ class Record:
         return self.references[0] if self.references else None
 
     @property
+    def single(self) -> bool:
+        """True when it has one distinct hypothesis (a lone OCR line): ``FusionWeights.single`` decides it."""
+        return len(set(self.hypotheses)) == 1
+
+    @property
     def domain(self) -> str:
         """The domain its dataset names, without the split (``domain_of``)."""
         return domain_of(self.dataset)

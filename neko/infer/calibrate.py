@@ -271,7 +271,7 @@ def calibrate_task(
         unscored, fused_unscored = _fit_reduced(task, records, bare, sources, confidence)
         if fusion is not None and fusion.generate:
             fusion = replace(fusion, unscored=unscored)
-    if any(len(set(r.hypotheses)) > 1 for r in records):
+    if not all(r.single for r in records):
         lone = [replace(r, hypotheses=r.hypotheses[:1], scores=None) for r in records]
         single, fused_single = _fit_reduced(
             task,
@@ -401,8 +401,8 @@ def _fit_reduced(
     """The fusion weights for records with less evidence than the dev records (``FusionWeights.unscored``:
     no recogniser scores; ``FusionWeights.single``: one hypothesis), fitted on the candidate sets of the dev
     records reduced that way (``reduced``, in the order of ``records``), and their dev figure; "first
-    hypothesis" (without generation) unless they are strictly better than it there (and, with ``confidence``, vouched for in every
-    domain: ``_serves_every_domain``)."""
+    hypothesis" (without generation) unless they are strictly better than it there (and, with
+    ``confidence``, vouched for in every domain: ``_serves_every_domain``)."""
     _, higher_is_better = task_target(task)
     sign = -1.0 if higher_is_better else 1.0
     score = task_score(task, records)

@@ -442,9 +442,7 @@ class Corrector:
     def _fusion_of(self, rec: Record) -> FusionWeights:
         """The fusion weights that decide ``rec``: its task's, for a record with or without scores, with one
         distinct hypothesis or more."""
-        return self.config.task_fusion[rec.task].for_record(
-            rec.dataset, rec.scores is not None, len(set(rec.hypotheses)) == 1
-        )
+        return self.config.task_fusion[rec.task].for_record(rec.dataset, rec.scores is not None, rec.single)
 
     def _fused_correction(
         self, rec: Record, p: Prepared, text: str | None, candidates: CandidateSet

@@ -161,8 +161,8 @@ class FusionWeights:
     def from_dict(cls, data: object, where: str = "task_fusion") -> FusionWeights:
         """Weights from a dict ``feature -> number``, plus an optional ``extras`` list of source names, an
         optional ``unscored`` dict of the same form, an optional ``domains`` list, an optional ``generate``
-        flag and optional ``elsewhere`` and ``single`` dicts of the same form (e.g. one task of ``neko_config.json``'s
-        ``task_fusion``)."""
+        flag and optional ``elsewhere`` and ``single`` dicts of the same form (e.g. one task of
+        ``neko_config.json``'s ``task_fusion``)."""
         data = dict(data) if isinstance(data, dict) else None
         extras = data.pop("extras", []) if data is not None else []
         unscored = data.pop("unscored", None) if data is not None else None
