@@ -1,0 +1,99 @@
+"""Per-domain figures of the one-hypothesis fusion weights (``FusionWeights.single``) under three rules.
+
+    python3 eval/fit_one_hypothesis.py ~/.cache/neko/generated/ocr_*.dev.jsonl --limit 400 --threads 2
+
+Cuts the dev records to their first hypothesis, without scores, as ``neko calibrate`` does for
+``FusionWeights.single``, builds their candidate sets once with the bundled model (generation and the
+extra candidates; cached in ``--cache``, ~17 min for the 1,182 OCR dev lines at 2 threads) and prints, per
+dev domain, the first hypotheses' figure and the picks of:
+
+- ``pooled``: the weights ``neko calibrate`` fits (on the pool), with each domain's bootstrap share and
+  whether they serve every domain (``_serves_every_domain``, the rule that keeps or refuses them);
+- ``penalised``: a search whose objective adds ``PENALTY`` x each domain's excess over its first
+  hypotheses (no domain made worse), with the same shares and test;
+- ``held_out``: the unseen-domain rule (``_fit_elsewhere``: no generated text, each domain held out in
+  turn) and whether it keeps the weights.
+
+For error-rate tasks (ASR WER, OCR CER). Prints one JSON object. Figures in docs/TRAINING.md ("Why it was refused, per severity").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pickle
+from dataclasses import replace
+from pathlib import Path
+
+PENALTY = 1e3
+
+
+def main() -> None:
+    """Build or load the candidate sets, fit under each rule, print the figures."""
+    from neko.infer.calibrate import (
+        _by_domain,
+        _candidates,
+        _fit_elsewhere,
+        _fit_fusion,
+        _objective,
+        _part_scorer,
+        _serves_every_domain,
+        _vouch_by_domain,
+        read_dev,
+    )
+    from neko.infer.fusion import EXTRA_SOURCES
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("dev", nargs="+", help="dev files of one task (with references)")
+    parser.add_argument("--limit", type=int, default=400, help="records per file (seeded pick)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--cache", type=Path, default=Path("~/.cache/neko/exp/one_hypothesis.pkl").expanduser()
+    )
+    args = parser.parse_args()
+
+    sources = tuple(EXTRA_SOURCES)
+    if args.cache.is_file():
+        records, sets = pickle.loads(args.cache.read_bytes())
+    else:
+        from neko.infer.corrector import Corrector
+
+        by_task, _ = read_dev(args.dev, limit=args.limit)
+        (task_records,) = by_task.values()
+        records = [replace(r, hypotheses=r.hypotheses[:1], scores=None) for r in task_records]
+        corrector = Corrector.from_pretrained(threads=args.threads)
+        _, _, sets = _candidates(corrector, records, 16, None, sources)
+        args.cache.parent.mkdir(parents=True, exist_ok=True)
+        args.cache.write_bytes(pickle.dumps((records, sets)))
+    task = records[0].task
+    part = _part_scorer(task, records)
+    domains = _by_domain(records)
+    first = [s.texts[0] for s in sets]
+
+    def figures(outputs: list[str]) -> dict[str, float]:
+        return {d: round(100 * part(rows, [outputs[i] for i in rows]), 3) for d, rows in domains.items()}
+
+    pooled = _objective(task, records)
+    floors = figures(first)
+
+    def penalised(outputs: list[str]) -> float:
+        excess = sum(max(0.0, v - floors[d]) for d, v in figures(list(outputs)).items())
+        return pooled(outputs) + PENALTY * excess / 100  # figures are %, the objective a fraction
+
+    report: dict[str, object] = {"task": task, "records": len(records), "first": figures(first)}
+    for name, objective in (("pooled", pooled), ("penalised", penalised)):
+        weights, chosen = _fit_fusion(sets, objective, sources)
+        picks = [s.texts[weights.pick(s.features)[0]] for s in chosen]
+        report[name] = {
+            "figures": figures(picks),
+            "bootstrap_shares": _vouch_by_domain(task, records, picks, first),
+            "serves_every_domain": _serves_every_domain(task, records, picks, first, 0.95),
+            "weights": weights.to_dict(),
+        }
+    kept, _, check = _fit_elsewhere(task, records, sets, 0.95, sources)
+    report["held_out"] = {"kept": kept is not None, "check": check}
+    print(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
