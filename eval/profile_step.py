@@ -1,0 +1,124 @@
+"""Where a training step's time goes: the dense LoRA model against the NeKo MoE, or two expert forwards.
+
+    python3 eval/profile_step.py profile              # torch profiler, one step each, per-op difference
+    python3 eval/profile_step.py ab --rev 1602299     # MoE steps alternated: this tree's expert forward vs REV's
+
+The step is ``make bench-model``'s (SmolLM2, 4 experts, top-2, batch 4x128, neko routing, LM + router loss,
+backward, AdamW), one thread. ``profile`` runs two untimed steps, then one under torch's profiler, for each
+variant, and prints the operators whose self CPU time differs most, and the matrix products by shape.
+``ab`` builds the MoE once and alternates steps whose experts run ``shared_forward`` of this tree and of
+``neko/model/shared_experts.py`` at git revision ``--rev`` (e.g. a variant that was reverted), heap trimmed
+after each step as training does; it prints the median of the per-pair CPU-time ratios REV / this tree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+
+def build(routing: str) -> Callable[[], None]:
+    """The model of ``routing`` (``dense`` or ``neko``) and a function running one training step."""
+    import torch
+
+    from neko.model.config import ModelConfig
+    from neko.model.io import build_model
+    from neko.model.routing import task_routing
+
+    cfg = ModelConfig(base="smollm2-135m", num_experts=4, top_k=2, routing=routing)
+    model, tok = build_model(cfg)
+    ids = torch.randint(0, len(tok), (4, 128), generator=torch.Generator().manual_seed(0))
+    mask = torch.ones_like(ids)
+    experts = torch.arange(4) % 4
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+
+    def step() -> None:
+        model.train()
+        with task_routing(model, experts, cfg.routing) as rec:
+            loss = model(input_ids=ids, attention_mask=mask, labels=ids).loss
+            loss = loss + cfg.router_loss_weight * rec.router_loss(mask)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def profile(rows: int) -> None:
+    """Per-op self CPU time of one step of each variant, and the matrix products by shape."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    ops: dict[str, dict[str, float]] = {}
+    for routing in ("dense", "neko"):
+        step = build(routing)
+        step()
+        step()
+        with torch_profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+            step()
+        ops[routing] = {e.key: e.self_cpu_time_total / 1e3 for e in prof.key_averages()}
+        print(f"{routing}: {sum(ops[routing].values()):.0f} ms self CPU time")
+        products = [e for e in prof.key_averages(group_by_input_shape=True) if e.key == "aten::mm"]
+        for e in sorted(products, key=lambda e: -e.self_cpu_time_total)[:rows]:
+            print(f"  {routing} aten::mm {e.input_shapes}: {e.self_cpu_time_total / 1e3:.1f} ms ({e.count})")
+    names = sorted(
+        set(ops["dense"]) | set(ops["neko"]), key=lambda k: ops["dense"].get(k, 0) - ops["neko"].get(k, 0)
+    )
+    for name in names[:rows]:
+        dense, moe = ops["dense"].get(name, 0.0), ops["neko"].get(name, 0.0)
+        print(f"{name[:60]:60s} dense {dense:8.1f} ms  MoE {moe:8.1f} ms  difference {moe - dense:8.1f}")
+
+
+def ab(rev: str, pairs: int) -> None:
+    """Alternate MoE steps with this tree's and ``rev``'s ``shared_forward``; print the median ratio."""
+    import neko.model.shared_training as training
+    from neko.allocator import release_freed_memory
+
+    repo = Path(__file__).resolve().parents[1]
+    source = subprocess.run(
+        ["git", "show", f"{rev}:neko/model/shared_experts.py"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=repo,
+    ).stdout
+    other: dict = {}
+    exec(compile(source, f"{rev}:neko/model/shared_experts.py", "exec"), other)  # noqa: S102 (our own file)
+    forwards = {"tree": training.shared_forward, rev: other["shared_forward"]}
+    step = build("neko")
+    times: dict[str, list[float]] = {name: [] for name in forwards}
+    for pair in range(pairs + 1):  # the first pair warms up
+        for name, forward in forwards.items():
+            training.shared_forward = forward
+            start = time.process_time()
+            step()
+            times[name].append(time.process_time() - start)
+            release_freed_memory()
+        print(f"pair {pair}: " + ", ".join(f"{n} {t[-1]:.2f} s" for n, t in times.items()), flush=True)
+    ratios = [r / t for r, t in zip(times[rev][1:], times["tree"][1:], strict=True)]
+    print(f"median CPU-time ratio {rev} / this tree: {statistics.median(ratios):.3f}")
+
+
+def main() -> None:
+    """Parse the command line and run it."""
+    import torch
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("what", choices=["profile", "ab"])
+    parser.add_argument("--rev", default="1602299", help="git revision of the other expert forward (ab)")
+    parser.add_argument("--pairs", type=int, default=6, help="timed pairs after one warm-up pair (ab)")
+    parser.add_argument("--rows", type=int, default=12, help="operators and products printed (profile)")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    if args.what == "profile":
+        profile(args.rows)
+    else:
+        ab(args.rev, args.pairs)
+
+
+if __name__ == "__main__":
+    main()
