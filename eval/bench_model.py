@@ -14,8 +14,10 @@ mostly waiting for the scheduler (measured: the same step 56 s in one pair, 259 
 CPU time stays what the step costs; with ``--threads 1`` that is the single-core time the step takes on an
 idle machine. Both ratios are printed.
 
-``--moe shared`` (default) is the MoE as `build_model` makes it (shared experts); ``--moe fused`` undoes
-the sharing (peft's fused expert forward, E base copies): the model as it was before shared experts.
+``--moe shared`` (default) is the MoE as `neko train` runs it: shared experts (`build_model`), compiled as
+a recipe's default ``compile_experts`` asks (``--no-compile``: the eager shared form); ``--moe fused`` undoes
+the sharing (peft's fused expert forward, E base copies): the model as it was before shared experts. The
+warm-up pair holds the compilation.
 The shared MoE also checks its logits against the fused forward on the same (perturbed) weights, in float32
 and in float64, and reports how far float32 rounding alone moves each from the float64 fused logits (a
 30-layer model's float32 logits differ at the 1e-4 level between any two summation orders).
@@ -48,6 +50,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
     parser.add_argument("--moe", choices=["shared", "fused"], default="shared", help="MoE expert forward")
     parser.add_argument(
+        "--no-compile",
+        dest="compile",
+        action="store_false",
+        help="shared experts run eagerly (default: torch.compile, as neko train's compile_experts)",
+    )
+    parser.add_argument(
         "--clock",
         choices=["cpu", "wall"],
         default="cpu",
@@ -78,8 +86,15 @@ class Worker:
             from neko.model.shared_training import unshare_trainable_experts
 
             unshare_trainable_experts(self.model)
+        compiled = args.variant == "neko" and args.moe == "shared" and args.compile
+        if compiled:
+            from neko.model.shared_training import compile_trainable_experts
+
+            compile_trainable_experts(self.model)
         self.info = {
-            "variant": args.variant if args.variant == "dense" else f"neko ({args.moe} experts)",
+            "variant": args.variant
+            if args.variant == "dense"
+            else f"neko ({args.moe} experts{', compiled' if compiled else ''})",
             "build_s": round(time.perf_counter() - start, 1),
             **{f"params_{k}": v for k, v in trainable_parameters(self.model).items()},
         }

@@ -10,11 +10,16 @@ import torch
 from model_helpers import perturb
 from safetensors.torch import load_file
 
+from neko.model import shared_training
 from neko.model.config import LoraSettings, ModelConfig
 from neko.model.io import build_model
 from neko.model.lora import apply_lora
 from neko.model.routing import task_routing
-from neko.model.shared_training import SharedParamWrapper, unshare_trainable_experts
+from neko.model.shared_training import (
+    SharedParamWrapper,
+    compile_trainable_experts,
+    unshare_trainable_experts,
+)
 from neko.model.tiny import save_tiny_base, tiny_dense_model
 from neko.model.upcycle import upcycle
 
@@ -43,10 +48,15 @@ def _step(model, ids, mask, experts, mode):
 
 
 @pytest.mark.parametrize("family", ["llama", "qwen2"])
-@pytest.mark.parametrize("mode, experts", [("neko", [3, 0, -1]), ("learned", None)])
-def test_outputs_and_gradients_match_fused_experts(family, mode, experts) -> None:
+@pytest.mark.parametrize(
+    "mode, experts, compiled",
+    [("neko", [3, 0, -1], False), ("learned", None, False), ("neko", [3, 0, -1], True)],
+)
+def test_outputs_and_gradients_match_fused_experts(family, mode, experts, compiled) -> None:
     shared, fused = _pair(family)
     assert all(type(m) is SharedParamWrapper for m in _outer_wrappers(shared))
+    if compiled:  # what neko train runs by default (compile_experts)
+        assert compile_trainable_experts(shared) == shared.config.num_hidden_layers
     ids = torch.randint(3, 90, (3, 13), generator=torch.Generator().manual_seed(1))
     mask = torch.ones_like(ids)
     mask[1, :4] = 0  # left padding in one row
@@ -59,6 +69,23 @@ def test_outputs_and_gradients_match_fused_experts(family, mode, experts) -> Non
     for name, grad in grads_f.items():
         scale = max(grad.abs().max().item(), 1e-3)
         torch.testing.assert_close(grads_s[name] / scale, grad / scale, atol=1e-4, rtol=0, msg=name)
+
+
+def test_failed_compilation_warns_and_runs_the_experts_eagerly(monkeypatch) -> None:
+    shared, fused = _pair("llama")
+    compile_trainable_experts(shared)
+
+    def broken(*args):
+        raise RuntimeError("no C++ compiler")
+
+    monkeypatch.setattr(shared_training, "_compiled", lambda: broken)
+    monkeypatch.setattr(shared_training, "_COMPILE_FAILED", [])
+    ids = torch.randint(3, 90, (2, 9), generator=torch.Generator().manual_seed(1))
+    mask = torch.ones_like(ids)
+    with pytest.warns(UserWarning, match="no C\\+\\+ compiler"):
+        logits_s, _ = _step(shared, ids, mask, torch.tensor([1, 2]), "neko")
+    logits_f, _ = _step(fused, ids, mask, torch.tensor([1, 2]), "neko")
+    torch.testing.assert_close(logits_s, logits_f, atol=1e-4, rtol=1e-4)
 
 
 def test_saved_adapter_is_the_fused_models_adapter(tmp_path) -> None:

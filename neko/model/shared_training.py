@@ -11,9 +11,17 @@ parameter names, the adapter that ``save_pretrained`` writes, merging and unload
 checkpoints are byte-for-byte the format they were. Any state the shared form does not cover (adapters
 disabled or merged, several active adapters, a non-3-D layout, ZeRO-3 partitioned weights) runs peft's own
 forward.
+
+`compile_trainable_experts` runs that form through ``torch.compile`` (a recipe's ``compile_experts``): the
+k slots' elementwise work (adds, activation, products, their backward) becomes a few fused kernels instead
+of a dozen passes over ``[k, N, I]`` tensors. Where compilation fails (no C++ compiler, an unsupported
+backend) it warns once and the eager form runs.
 """
 
 from __future__ import annotations
+
+import functools
+import warnings
 
 import torch
 from peft.tuners.lora.layer import ParamWrapper
@@ -38,6 +46,8 @@ class SharedParamWrapper(ParamWrapper):
         weights = _shared_weights(self)
         if weights is None or kwargs or len(args) != 2:
             return super().forward(x, *args, **kwargs)
+        if getattr(self, "compiled", False):
+            return _compiled_forward(x, args[0], args[1], weights)
         return shared_forward(x, args[0], args[1], weights)
 
     def merge(self, safe_merge: bool = False, adapter_names: list[str] | None = None) -> None:
@@ -62,6 +72,44 @@ def share_trainable_experts(model: nn.Module) -> int:
         experts.__class__ = SharedParamWrapper
         replaced += 1
     return replaced
+
+
+def compile_trainable_experts(model: nn.Module, compiled: bool = True) -> int:
+    """Make (or, with ``compiled`` False, stop making) every shared experts module of ``model`` run the
+    compiled `shared_forward` (``torch.compile``); returns how many. Same outputs and gradients, up to float
+    rounding (tests/test_shared_training.py)."""
+    changed = 0
+    for module in model.modules():
+        if type(module) is SharedParamWrapper:
+            module.compiled = compiled
+            changed += 1
+    return changed
+
+
+_COMPILE_FAILED: list[str] = []
+
+
+def _compiled_forward(
+    x: torch.Tensor, index: torch.Tensor, weights_k: torch.Tensor, weights: SharedWeights
+) -> torch.Tensor:
+    """`shared_forward` compiled (dynamic shapes: one graph for every batch shape), or eager once compiling
+    has failed in this process."""
+    if not _COMPILE_FAILED:
+        try:
+            return _compiled()(x, index, weights_k, weights)
+        except Exception as exc:  # compilation errors surface at the first call, under many types
+            _COMPILE_FAILED.append(f"{type(exc).__name__}: {exc}")
+            warnings.warn(
+                "torch.compile of the shared experts failed, running them eagerly (same results, slower): "
+                + _COMPILE_FAILED[0].splitlines()[0],
+                stacklevel=2,
+            )
+    return shared_forward(x, index, weights_k, weights)
+
+
+@functools.cache
+def _compiled():
+    return torch.compile(shared_forward, dynamic=True)
 
 
 def unshare_trainable_experts(model: nn.Module) -> int:

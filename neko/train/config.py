@@ -122,6 +122,9 @@ class RunConfig:
         mixed_precision: accelerate's ``no`` (fp32, the only fast choice on CPU), ``bf16`` or ``fp16``; under
             DeepSpeed the JSON config decides.
         gradient_checkpointing: trade compute for activation memory (the large GPU recipes).
+        compile_experts: run the MoE's shared experts through ``torch.compile``
+            (`neko.model.shared_training.compile_trainable_experts`; same results, fewer passes over memory;
+            eager where compiling fails).
         init_from: a corrector folder whose trained weights (LoRA adapter, routers) start a fresh run
             (its model config must be this recipe's); empty: fresh LoRA. ``--resume`` ignores it.
     """
@@ -131,6 +134,7 @@ class RunConfig:
     output_dir: str = ""
     mixed_precision: MixedPrecision = "no"
     gradient_checkpointing: bool = False
+    compile_experts: bool = True
     init_from: str = ""
 
 

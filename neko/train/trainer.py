@@ -204,6 +204,10 @@ class _Run:
             self.model, self.tokenizer = build_model(self.config.model)
         if self.config.gradient_checkpointing:
             self.model.gradient_checkpointing_enable()
+        if self.config.compile_experts:
+            from neko.model.shared_training import compile_trainable_experts
+
+            compile_trainable_experts(self.model)
         self.model.train()
         if self.config.init_from and not resume:
             from neko.model.io import load_trained_weights
