@@ -18,7 +18,8 @@ base is converted), upcycled to 4 experts with LoRA and NeKo routing, i.e. the r
 cheap enough for minutes of CPU; ``--base smollm2-135m`` runs the real 373M MoE (``make bench-train`` runs
 both). ``--compare experts`` instead alternates the MoE's expert forward, peft's fused experts (as before
 shared experts) against shared experts (`neko.model.shared_training`), both on the bucketed sampler's
-batches. Data: the prepared shared data if present, else records synthesised here.
+batches. The shared experts are compiled, as `neko train` runs them (``compile_experts``; ``--no-compile``:
+eager). Data: the prepared shared data if present, else records synthesised here.
 
     python eval/bench_train.py [--pairs 20] [--max-tokens 2048] [--max-len 256] [--base small|smollm2-135m]
 
@@ -58,9 +59,10 @@ def _data(folder: Path, scratch: Path) -> list[str]:
     return [str(path)]
 
 
-def _model(base: str, scratch: Path, seed: int):
+def _model(base: str, scratch: Path, seed: int, compiled: bool = True):
     from neko.model.config import LoraSettings, ModelConfig
     from neko.model.io import build_model
+    from neko.model.shared_training import compile_trainable_experts
 
     if base == "small":
         from neko.model.base import resolve_base
@@ -82,7 +84,10 @@ def _model(base: str, scratch: Path, seed: int):
         tokenizer.save_pretrained(folder)
         base = str(folder)
     cfg = ModelConfig(base=base, num_experts=4, top_k=2, routing="neko", lora=LoraSettings(r=16, alpha=32))
-    return build_model(cfg), cfg
+    model, tokenizer = build_model(cfg)
+    if compiled:
+        compile_trainable_experts(model)
+    return (model, tokenizer), cfg
 
 
 class Variant:
@@ -158,6 +163,9 @@ def main() -> None:
     parser.add_argument("--compare", choices=["sampler", "experts"], default="sampler")
     parser.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", 1)))
     parser.add_argument(
+        "--no-compile", dest="compile", action="store_false", help="shared experts eager (default: compiled)"
+    )
+    parser.add_argument(
         "--clock",
         choices=["cpu", "wall"],
         default="cpu",
@@ -192,14 +200,14 @@ def main() -> None:
             f"naive batch size {naive_batch}; {args.pairs} timed pairs; {torch.get_num_threads()} threads"
         )
         torch.manual_seed(0)
-        (model, tokenizer), cfg = _model(args.base, scratch / "model", seed=0)
+        (model, tokenizer), cfg = _model(args.base, scratch / "model", seed=0, compiled=args.compile)
         if args.compare == "sampler":
             naive = NaiveSampler(build_mixture(sources, tc.alpha, tc.seed), naive_batch)
             a = Variant("naive", naive, model, tokenizer, cfg, args.max_len)
             b = Variant("bucketed", build_sampler(tc, tokenizer), model, tokenizer, cfg, args.max_len)
         else:
             torch.manual_seed(0)
-            (fused, _), _ = _model(args.base, scratch / "fused", seed=0)
+            (fused, _), _ = _model(args.base, scratch / "fused", seed=0, compiled=False)
             unshare_trainable_experts(fused)
             a = Variant("fused", build_sampler(tc, tokenizer), fused, tokenizer, cfg, args.max_len)
             b = Variant("shared", build_sampler(tc, tokenizer), model, tokenizer, cfg, args.max_len)

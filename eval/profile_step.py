@@ -2,6 +2,7 @@
 
     python3 eval/profile_step.py profile              # torch profiler, one step each, per-op difference
     python3 eval/profile_step.py ab --rev 1602299     # MoE steps alternated: this tree's expert forward vs REV's
+    python3 eval/profile_step.py compiled             # dense, MoE eager, MoE compiled steps alternated
 
 The step is ``make bench-model``'s (SmolLM2, 4 experts, top-2, batch 4x128, neko routing, LM + router loss,
 backward, AdamW), one thread. ``profile`` runs two untimed steps, then one under torch's profiler, for each
@@ -9,6 +10,9 @@ variant, and prints the operators whose self CPU time differs most, and the matr
 ``ab`` builds the MoE once and alternates steps whose experts run ``shared_forward`` of this tree and of
 ``neko/model/shared_experts.py`` at git revision ``--rev`` (e.g. a variant that was reverted), heap trimmed
 after each step as training does; it prints the median of the per-pair CPU-time ratios REV / this tree.
+``compiled`` alternates three steps in one process: the dense model, the MoE with its shared experts eager,
+and the same MoE with them compiled (``compile_experts``, what ``neko train`` runs); it prints each MoE
+form's median per-triple CPU-time ratio to the dense step.
 """
 
 from __future__ import annotations
@@ -103,21 +107,56 @@ def ab(rev: str, pairs: int) -> None:
     print(f"median CPU-time ratio {rev} / this tree: {statistics.median(ratios):.3f}")
 
 
+def compiled(pairs: int) -> None:
+    """Alternate dense, eager-MoE and compiled-MoE steps; print each MoE form's median ratio to dense."""
+    import torch
+
+    import neko.model.shared_training as training
+    from neko.allocator import release_freed_memory
+
+    eager = training.shared_forward
+    dense, moe = build("dense"), build("neko")
+    forms = {
+        "dense": (dense, eager),
+        "eager": (moe, eager),
+        "compiled": (moe, torch.compile(eager, dynamic=True)),
+    }
+    times: dict[str, list[float]] = {name: [] for name in forms}
+    try:
+        for pair in range(pairs + 1):  # the first triple warms up (and compiles)
+            for name, (step, forward) in forms.items():
+                training.shared_forward = forward
+                start = time.process_time()
+                step()
+                times[name].append(time.process_time() - start)
+                release_freed_memory()
+            print(f"triple {pair}: " + ", ".join(f"{n} {t[-1]:.2f} s" for n, t in times.items()), flush=True)
+    finally:
+        training.shared_forward = eager
+    for name in ("eager", "compiled"):
+        ratios = [m / d for m, d in zip(times[name][1:], times["dense"][1:], strict=True)]
+        print(f"median CPU-time ratio MoE {name} / dense: {statistics.median(ratios):.3f}")
+
+
 def main() -> None:
     """Parse the command line and run it."""
     import torch
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["profile", "ab"])
+    parser.add_argument("what", choices=["profile", "ab", "compiled"])
     parser.add_argument("--rev", default="1602299", help="git revision of the other expert forward (ab)")
-    parser.add_argument("--pairs", type=int, default=6, help="timed pairs after one warm-up pair (ab)")
+    parser.add_argument(
+        "--pairs", type=int, default=6, help="timed pairs (triples) after one warm-up (ab, compiled)"
+    )
     parser.add_argument("--rows", type=int, default=12, help="operators and products printed (profile)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.what == "profile":
         profile(args.rows)
-    else:
+    elif args.what == "ab":
         ab(args.rev, args.pairs)
+    else:
+        compiled(args.pairs)
 
 
 if __name__ == "__main__":
