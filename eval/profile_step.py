@@ -3,6 +3,7 @@
     python3 eval/profile_step.py profile              # torch profiler, one step each, per-op difference
     python3 eval/profile_step.py ab --rev 1602299     # MoE steps alternated: this tree's expert forward vs REV's
     python3 eval/profile_step.py compiled             # dense, MoE eager, MoE compiled steps alternated
+    python3 eval/profile_step.py select               # the bundled model's select mode: ops, products' GFLOP/s
 
 The step is ``make bench-model``'s (SmolLM2, 4 experts, top-2, batch 4x128, neko routing, LM + router loss,
 backward, AdamW), one thread. ``profile`` runs two untimed steps, then one under torch's profiler, for each
@@ -12,7 +13,9 @@ variant, and prints the operators whose self CPU time differs most, and the matr
 after each step as training does; it prints the median of the per-pair CPU-time ratios REV / this tree.
 ``compiled`` alternates three steps in one process: the dense model, the MoE with its shared experts eager,
 and the same MoE with them compiled (``compile_experts``, what ``neko train`` runs); it prints each MoE
-form's median per-triple CPU-time ratio to the dense step.
+form's median per-triple CPU-time ratio to the dense step. ``select`` is not a training step: it profiles
+the bundled model's ``select`` mode (one thread) on ``--records`` records of ``--data`` after one untimed
+batch, and prints the operators by self CPU time and each matrix-product shape's achieved GFLOP/s.
 """
 
 from __future__ import annotations
@@ -138,23 +141,66 @@ def compiled(pairs: int) -> None:
         print(f"median CPU-time ratio MoE {name} / dense: {statistics.median(ratios):.3f}")
 
 
+def profile_select(data: str, records: int, rows: int) -> None:
+    """Self CPU time per operator of ``select`` on ``records`` records, and each product shape's GFLOP/s."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    from neko.infer.corrector import Corrector
+    from neko.records import read_records
+
+    found = list(read_records(Path(data).expanduser()))[: 2 * records]
+    corrector = Corrector.from_pretrained(threads=1)
+    corrector.correct_many(found[:records], batch_size=16, mode="select")  # untimed: warm caches
+    with torch_profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        corrector.correct_many(found[records:], batch_size=16, mode="select")
+    ops = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in ops)
+    print(f"select on {len(found) - records} records: {total / 1e6:.2f} s self CPU time")
+    for e in sorted(ops, key=lambda e: -e.self_cpu_time_total)[:rows]:
+        print(
+            f"  {e.key[:50]:50s} {e.self_cpu_time_total / 1e3:9.1f} ms  {100 * e.self_cpu_time_total / total:5.1f}%"
+        )
+    for e in sorted(
+        (e for e in prof.key_averages(group_by_input_shape=True) if e.key in ("aten::mm", "aten::bmm")),
+        key=lambda e: -e.self_cpu_time_total,
+    )[:rows]:
+        *batch, m, k = e.input_shapes[0]
+        n = e.input_shapes[1][-1]
+        flops = 2 * m * k * n * (batch[0] if batch else 1) * e.count
+        print(
+            f"  {e.key} {e.input_shapes} x{e.count}: {e.self_cpu_time_total / 1e3:.1f} ms, "
+            f"{flops / e.self_cpu_time_total / 1e3:.1f} GFLOP/s"
+        )
+
+
 def main() -> None:
     """Parse the command line and run it."""
     import torch
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["profile", "ab", "compiled"])
+    parser.add_argument("what", choices=["profile", "ab", "compiled", "select"])
     parser.add_argument("--rev", default="1602299", help="git revision of the other expert forward (ab)")
     parser.add_argument(
         "--pairs", type=int, default=6, help="timed pairs (triples) after one warm-up (ab, compiled)"
     )
-    parser.add_argument("--rows", type=int, default=12, help="operators and products printed (profile)")
+    parser.add_argument(
+        "--rows", type=int, default=12, help="operators and products printed (profile, select)"
+    )
+    parser.add_argument(
+        "--data",
+        default="~/.cache/neko/prepared/hyporadise_chime4.jsonl",
+        help="records for select (a zero-shot HyPoradise set by default)",
+    )
+    parser.add_argument("--records", type=int, default=16, help="records profiled (select)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.what == "profile":
         profile(args.rows)
     elif args.what == "ab":
         ab(args.rev, args.pairs)
+    elif args.what == "select":
+        profile_select(args.data, args.records, args.rows)
     else:
         compiled(args.pairs)
 
