@@ -109,16 +109,13 @@ default-model:  ## ship the trained parts of $(RUN)/final (LoRA + routers, float
 # correction a user runs; constrained generation is a table row of its own. OCR calibrates apart, on every
 # generated OCR dev line (OCR_LIMIT, 400 per severity), with the extra candidates: the paths of each line's
 # spelling lattice (neko/infer/spelling.py), kept only where they give a strictly better dev figure.
-# ASR calibrates on every dev record (548 without the espeak voices; ASR_LIMIT=N: a seeded N per file): its
-# unseen-domain weights must pass a held-out check per dev domain, which 40 records a domain cannot (docs/TRAINING.md).
 # Each task also gets weights for records with one hypothesis (a lone OCR line), fitted on its dev records
 # cut to their first hypothesis (docs/INFERENCE.md), or keeps such records' hypothesis where those do not vouch.
 # MT has one held-out dev pair and its own, larger pick (MT_LIMIT, 200 segments): a fusion vouched for on 40
 # segments did not carry over to WMT23 (docs/TRAINING.md).
-ASR_DEV = $(GEN)/asr_*.dev.jsonl $(PREPARED)/hyporadise_atis_train_dev.jsonl
+CALIBRATION_DEV = $(GEN)/asr_*.dev.jsonl $(PREPARED)/hyporadise_atis_train_dev.jsonl $(PREPARED)/jfleg_dev.jsonl
 calibrate-default:  ## fit the bundled model's auto-mode guard per task on dev data (writes neko/default_model/neko_config.json; MODEL=DIR: another model folder)
-	neko calibrate $(ASR_DEV) --exclude 'voice=espeak:*' $(if $(ASR_LIMIT),--limit $(ASR_LIMIT)) --confidence 0.95 --no-extras --threads 2 --write $(if $(MODEL),--model $(MODEL))
-	neko calibrate $(PREPARED)/jfleg_dev.jsonl --limit $(or $(LIMIT),40) --confidence 0.95 --no-extras --threads 2 --write $(if $(MODEL),--model $(MODEL))
+	neko calibrate $(CALIBRATION_DEV) --exclude 'voice=espeak:*' --limit $(or $(LIMIT),40) --confidence 0.95 --no-extras --threads 2 --write $(if $(MODEL),--model $(MODEL))
 	neko calibrate $(GEN)/ocr_*.dev.jsonl --limit $(or $(OCR_LIMIT),400) --confidence 0.95 --threads 2 --write $(if $(MODEL),--model $(MODEL))
 	neko calibrate $(PREPARED)/wmt22_uk-en.jsonl --limit $(or $(MT_LIMIT),200) --confidence 0.95 --no-extras --threads 2 --write $(if $(MODEL),--model $(MODEL))
 
