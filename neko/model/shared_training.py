@@ -14,8 +14,9 @@ forward.
 
 `compile_trainable_experts` runs that form through ``torch.compile`` (a recipe's ``compile_experts``): the
 k slots' elementwise work (adds, activation, products, their backward) becomes a few fused kernels instead
-of a dozen passes over ``[k, N, I]`` tensors. Where compilation fails (no C++ compiler, an unsupported
-backend) it warns once and the eager form runs.
+of a dozen passes over ``[k, N, I]`` tensors. Only steps with gradients run compiled (dev decoding under
+``no_grad`` stays eager). Where compilation fails (no C++ compiler, an unsupported backend) it warns once and
+the eager form runs.
 """
 
 from __future__ import annotations
@@ -46,7 +47,9 @@ class SharedParamWrapper(ParamWrapper):
         weights = _shared_weights(self)
         if weights is None or kwargs or len(args) != 2:
             return super().forward(x, *args, **kwargs)
-        if getattr(self, "compiled", False):
+        # Only training steps compile: dev decoding under no_grad would compile a graph per decoding shape
+        # for a few passes (eager there, as at inference).
+        if getattr(self, "compiled", False) and torch.is_grad_enabled():
             return _compiled_forward(x, args[0], args[1], weights)
         return shared_forward(x, args[0], args[1], weights)
 
