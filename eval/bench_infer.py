@@ -12,8 +12,10 @@ One run, one process, one model, the same utterances for every way:
 
 Before timing, one untimed correction warms the model up (first-call allocations). Greedy identity compares
 the naive outputs with the batched outputs of the same records. Peak RSS is the process's high-water mark
-(``resource.getrusage``: model loading included; glibc is told to return freed blocks of 128 kB or more
-at once, see ``neko.allocator.return_freed_memory``). Model: ``--model PATH``, else the bundled default model
+(``resource.getrusage``: model loading included) under glibc's default allocator, as ``neko correct`` runs;
+``--return-freed`` tells glibc to return freed blocks of 128 kB or more at once
+(``neko.allocator.return_freed_memory``): a lower peak, but every large buffer then costs fresh zeroed pages,
+so its timings are not what a user gets (measured: select 73.5 CPU-s with it, see docs/INFERENCE.md). Model: ``--model PATH``, else the bundled default model
 (``neko/default_model/``) when installed, else an untrained upcycled SmolLM2 MoE built with the model API
 (``neko.model.io.build_base``); the first output line says which. An untrained model rarely emits EOS, so
 it generates its whole token budget: a worst case for generate, no change for select. The last line is one
@@ -22,7 +24,8 @@ JSON object: ``{"batched_speedup", "select_speedup", "identical_greedy", "flop_u
 
 ``flop_utilisation`` = achieved matrix-product FLOP/s of a mode / this CPU's fp32 matrix-product peak.
 Achieved: the FLOPs per correction that torch's FLOP counter counts (matmuls and attention) in an untimed
-pass over the first ``--flop-sample`` records, times the timed run's corrections per second. Peak: the best
+pass over the timed records (``--flop-sample N``: the first N only, a quicker estimate: the records' lengths
+vary, 16 of 64 overstated the FLOPs by a third), times the timed run's corrections per second. Peak: the best
 rate of a 1024^3 ``torch.mm`` with the same threads, measured before, between and after the timed phases
 (the best of them, so a load spike during one measurement does not lower the peak). Both per second of
 this process's CPU time (``--clock cpu``, the default: what the work costs even when other jobs hold the
@@ -139,7 +142,15 @@ def main(argv: list[str] | None = None) -> int:
         help="seconds for flop_utilisation: this process's CPU time (default) or wall time",
     )
     parser.add_argument(
-        "--flop-sample", type=int, default=32, help="records whose FLOPs are counted (untimed) per mode"
+        "--flop-sample",
+        type=int,
+        default=0,
+        help="records whose FLOPs are counted (untimed) per mode: the first N (default 0: all timed records)",
+    )
+    parser.add_argument(
+        "--return-freed",
+        action="store_true",
+        help="glibc returns freed blocks of 128 kB or more at once (lower peak RSS, slower: not neko correct's)",
     )
     args = parser.parse_args(argv)
 
@@ -149,9 +160,10 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    from neko.allocator import return_freed_memory
+    if args.return_freed:
+        from neko.allocator import return_freed_memory
 
-    return_freed_memory()
+        return_freed_memory()
     records = pick_records(data_dir(args.data), args.n, args.seed)  # before the model: a smaller peak
     corrector, desc = load(args.model)
     loaded_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -186,8 +198,8 @@ def main(argv: list[str] | None = None) -> int:
         cpu_s,
     )
     peaks.append(matmul_peak_flops())
-    # FLOPs per correction from an untimed, counted pass over the first records (counting slows the ops).
-    sample = records[: max(1, min(args.flop_sample, len(records)))]
+    # FLOPs per correction from an untimed, counted pass over the timed records (counting slows the ops).
+    sample = records[: args.flop_sample] if args.flop_sample > 0 else records
     flops = {
         name: counted_flops(lambda m=mode: corrector.correct_many(sample, batch_size=args.batch_size, mode=m))
         / len(sample)
