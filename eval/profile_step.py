@@ -80,10 +80,32 @@ def profile(rows: int) -> None:
         print(f"{name[:60]:60s} dense {dense:8.1f} ms  MoE {moe:8.1f} ms  difference {moe - dense:8.1f}")
 
 
+def _alternate(forms: dict[str, tuple[Callable[[], None], Callable]], rounds: int) -> dict[str, list[float]]:
+    """Run ``rounds`` + 1 rounds (the first warms up) of one step of each form, ``name -> (step, expert
+    forward)``, the forward swapped in as the shared experts' `shared_forward` (restored after), heap trimmed
+    after each step as training does; the CPU seconds of every step, per form."""
+    import neko.model.shared_training as training
+    from neko.allocator import release_freed_memory
+
+    original = training.shared_forward
+    times: dict[str, list[float]] = {name: [] for name in forms}
+    try:
+        for round_ in range(rounds + 1):
+            for name, (step, forward) in forms.items():
+                training.shared_forward = forward
+                start = time.process_time()
+                step()
+                times[name].append(time.process_time() - start)
+                release_freed_memory()
+            print(f"round {round_}: " + ", ".join(f"{n} {t[-1]:.2f} s" for n, t in times.items()), flush=True)
+    finally:
+        training.shared_forward = original
+    return times
+
+
 def ab(rev: str, pairs: int) -> None:
     """Alternate MoE steps with this tree's and ``rev``'s ``shared_forward``; print the median ratio."""
     import neko.model.shared_training as training
-    from neko.allocator import release_freed_memory
 
     repo = Path(__file__).resolve().parents[1]
     source = subprocess.run(
@@ -95,17 +117,8 @@ def ab(rev: str, pairs: int) -> None:
     ).stdout
     other: dict = {}
     exec(compile(source, f"{rev}:neko/model/shared_experts.py", "exec"), other)  # noqa: S102 (our own file)
-    forwards = {"tree": training.shared_forward, rev: other["shared_forward"]}
     step = build("neko")
-    times: dict[str, list[float]] = {name: [] for name in forwards}
-    for pair in range(pairs + 1):  # the first pair warms up
-        for name, forward in forwards.items():
-            training.shared_forward = forward
-            start = time.process_time()
-            step()
-            times[name].append(time.process_time() - start)
-            release_freed_memory()
-        print(f"pair {pair}: " + ", ".join(f"{n} {t[-1]:.2f} s" for n, t in times.items()), flush=True)
+    times = _alternate({"tree": (step, training.shared_forward), rev: (step, other["shared_forward"])}, pairs)
     ratios = [r / t for r, t in zip(times[rev][1:], times["tree"][1:], strict=True)]
     print(f"median CPU-time ratio {rev} / this tree: {statistics.median(ratios):.3f}")
 
@@ -115,7 +128,6 @@ def compiled(pairs: int) -> None:
     import torch
 
     import neko.model.shared_training as training
-    from neko.allocator import release_freed_memory
 
     eager = training.shared_forward
     dense, moe = build("dense"), build("neko")
@@ -124,18 +136,7 @@ def compiled(pairs: int) -> None:
         "eager": (moe, eager),
         "compiled": (moe, torch.compile(eager, dynamic=True)),
     }
-    times: dict[str, list[float]] = {name: [] for name in forms}
-    try:
-        for pair in range(pairs + 1):  # the first triple warms up (and compiles)
-            for name, (step, forward) in forms.items():
-                training.shared_forward = forward
-                start = time.process_time()
-                step()
-                times[name].append(time.process_time() - start)
-                release_freed_memory()
-            print(f"triple {pair}: " + ", ".join(f"{n} {t[-1]:.2f} s" for n, t in times.items()), flush=True)
-    finally:
-        training.shared_forward = eager
+    times = _alternate(forms, pairs)  # the first round also compiles
     for name in ("eager", "compiled"):
         ratios = [m / d for m, d in zip(times[name][1:], times["dense"][1:], strict=True)]
         print(f"median CPU-time ratio MoE {name} / dense: {statistics.median(ratios):.3f}")

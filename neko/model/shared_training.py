@@ -77,14 +77,14 @@ def share_trainable_experts(model: nn.Module) -> int:
     return replaced
 
 
-def compile_trainable_experts(model: nn.Module, compiled: bool = True) -> int:
-    """Make (or, with ``compiled`` False, stop making) every shared experts module of ``model`` run the
-    compiled `shared_forward` (``torch.compile``); returns how many. Same outputs and gradients, up to float
-    rounding (tests/test_shared_training.py)."""
+def compile_trainable_experts(model: nn.Module) -> int:
+    """Make every shared experts module of ``model`` run the compiled `shared_forward` (``torch.compile``) in
+    steps with gradients; returns how many. Same outputs and gradients, up to float rounding
+    (tests/test_shared_training.py)."""
     changed = 0
     for module in model.modules():
         if type(module) is SharedParamWrapper:
-            module.compiled = compiled
+            module.compiled = True
             changed += 1
     return changed
 
