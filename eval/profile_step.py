@@ -4,6 +4,7 @@
     python3 eval/profile_step.py ab --rev 1602299     # MoE steps alternated: this tree's expert forward vs REV's
     python3 eval/profile_step.py compiled             # dense, MoE eager, MoE compiled steps alternated
     python3 eval/profile_step.py select               # the bundled model's select mode: ops, products' GFLOP/s
+    python3 eval/profile_step.py select-ab --rev REV  # select mode alternated: this tree's code vs REV's
 
 The step is ``make bench-model``'s (SmolLM2, 4 experts, top-2, batch 4x128, neko routing, LM + router loss,
 backward, AdamW), one thread. ``profile`` runs two untimed steps, then one under torch's profiler, for each
@@ -16,6 +17,9 @@ and the same MoE with them compiled (``compile_experts``, what ``neko train`` ru
 form's median per-triple CPU-time ratio to the dense step. ``select`` is not a training step: it profiles
 the bundled model's ``select`` mode (one thread) on ``--records`` records of ``--data`` after one untimed
 batch, and prints the operators by self CPU time and each matrix-product shape's achieved GFLOP/s.
+``select-ab`` alternates ``select`` passes over the same ``--records`` records (``--threads``) with this tree's
+``neko/infer/select.py`` and shared experts' forward against REV's, and prints the median per-pair ratio of
+CPU seconds REV / this tree (and whether both chose the same hypotheses).
 """
 
 from __future__ import annotations
@@ -23,9 +27,11 @@ from __future__ import annotations
 import argparse
 import statistics
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 
 def build(routing: str) -> Callable[[], None]:
@@ -103,22 +109,25 @@ def _alternate(forms: dict[str, tuple[Callable[[], None], Callable]], rounds: in
     return times
 
 
+def _module_at(rev: str, path: str) -> ModuleType:
+    """The module of ``path`` (a file of this repository) as it was at git revision ``rev``."""
+    repo = Path(__file__).resolve().parents[1]
+    source = subprocess.run(
+        ["git", "show", f"{rev}:{path}"], capture_output=True, text=True, check=True, cwd=repo
+    ).stdout
+    module = ModuleType(f"{path.removesuffix('.py').replace('/', '_')}_at_{rev}")
+    sys.modules[module.__name__] = module  # dataclasses look their module up there
+    exec(compile(source, f"{rev}:{path}", "exec"), module.__dict__)  # noqa: S102 (our own file)
+    return module
+
+
 def ab(rev: str, pairs: int) -> None:
     """Alternate MoE steps with this tree's and ``rev``'s ``shared_forward``; print the median ratio."""
     import neko.model.shared_training as training
 
-    repo = Path(__file__).resolve().parents[1]
-    source = subprocess.run(
-        ["git", "show", f"{rev}:neko/model/shared_experts.py"],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=repo,
-    ).stdout
-    other: dict = {}
-    exec(compile(source, f"{rev}:neko/model/shared_experts.py", "exec"), other)  # noqa: S102 (our own file)
+    other = _module_at(rev, "neko/model/shared_experts.py")
     step = build("neko")
-    times = _alternate({"tree": (step, training.shared_forward), rev: (step, other["shared_forward"])}, pairs)
+    times = _alternate({"tree": (step, training.shared_forward), rev: (step, other.shared_forward)}, pairs)
     ratios = [r / t for r, t in zip(times[rev][1:], times["tree"][1:], strict=True)]
     print(f"median CPU-time ratio {rev} / this tree: {statistics.median(ratios):.3f}")
 
@@ -175,12 +184,48 @@ def profile_select(data: str, records: int, rows: int) -> None:
         )
 
 
+def select_ab(rev: str, data: str, records: int, pairs: int, threads: int) -> None:
+    """Alternate ``select`` passes with this tree's and ``rev``'s select and expert forward; print the ratio."""
+    import torch
+
+    import neko.infer.corrector as corrector_module
+    import neko.model.shared_experts as shared
+    from neko.records import read_records
+
+    old_select = _module_at(rev, "neko/infer/select.py")
+    old_shared = _module_at(rev, "neko/model/shared_experts.py")
+    forms = {
+        "tree": (corrector_module.select_best, shared.shared_forward),
+        rev: (old_select.select_best, old_shared.shared_forward),
+    }
+    found = list(read_records(Path(data).expanduser()))[: 2 * records]
+    corrector = corrector_module.Corrector.from_pretrained(threads=threads)
+    torch.set_num_threads(threads)
+    corrector.correct_many(found[:records], batch_size=16, mode="select")  # untimed: warm caches
+    times: dict[str, list[float]] = {name: [] for name in forms}
+    outputs: dict[str, list[str]] = {}
+    try:
+        for pair in range(pairs):
+            for name, (select_best, forward) in forms.items():
+                corrector_module.select_best, shared.shared_forward = select_best, forward
+                start = time.process_time()
+                done = corrector.correct_many(found[records:], batch_size=16, mode="select")
+                times[name].append(time.process_time() - start)
+                outputs[name] = [c.text for c in done]
+            print(f"pair {pair}: " + ", ".join(f"{n} {t[-1]:.2f} s" for n, t in times.items()), flush=True)
+    finally:
+        corrector_module.select_best, shared.shared_forward = forms["tree"]
+    ratios = [r / t for r, t in zip(times[rev], times["tree"], strict=True)]
+    print(f"same choices: {outputs['tree'] == outputs[rev]}")
+    print(f"median CPU-time ratio {rev} / this tree ({threads} threads): {statistics.median(ratios):.3f}")
+
+
 def main() -> None:
     """Parse the command line and run it."""
     import torch
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["profile", "ab", "compiled", "select"])
+    parser.add_argument("what", choices=["profile", "ab", "compiled", "select", "select-ab"])
     parser.add_argument("--rev", default="1602299", help="git revision of the other expert forward (ab)")
     parser.add_argument(
         "--pairs", type=int, default=6, help="timed pairs (triples) after one warm-up (ab, compiled)"
@@ -193,7 +238,8 @@ def main() -> None:
         default="~/.cache/neko/prepared/hyporadise_chime4.jsonl",
         help="records for select (a zero-shot HyPoradise set by default)",
     )
-    parser.add_argument("--records", type=int, default=16, help="records profiled (select)")
+    parser.add_argument("--records", type=int, default=16, help="records profiled (select, select-ab)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (select-ab)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.what == "profile":
@@ -202,6 +248,8 @@ def main() -> None:
         ab(args.rev, args.pairs)
     elif args.what == "select":
         profile_select(args.data, args.records, args.rows)
+    elif args.what == "select-ab":
+        select_ab(args.rev, args.data, args.records, args.pairs, args.threads)
     else:
         compiled(args.pairs)
 

@@ -99,3 +99,25 @@ def test_select_best_splits_passes_without_changing_scores(monkeypatch):
     monkeypatch.setattr(select, "PASS_TOKENS", 1)  # one record a pass
     for (b1, s1), (b2, s2) in zip(whole, select_best(model, TOK, prompts, hyps), strict=True):
         assert b1 == b2 and s1 == pytest.approx(s2, abs=1e-5)
+
+
+@pytest.mark.parametrize("family", ["llama", "qwen2", "moe"])
+def test_last_log_probs_are_the_causal_lm_s_own(family):
+    """The head over the last hidden states as one matrix gives the causal LM's ``logits_to_keep=1`` result,
+    and a cache that continues the rows as the causal LM's does."""
+    from neko.infer.generate import last_log_probs
+
+    model = model_of(family)
+    ids, mask = left_pad([encode(p) for p in PROMPTS], TOK.pad_token_id, "cpu")
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    with torch.no_grad():
+        out = model(
+            input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1
+        )
+        got, cache = last_log_probs(model, input_ids=ids, attention_mask=mask, position_ids=positions)
+        torch.testing.assert_close(got, torch.log_softmax(out.logits[:, -1].float(), -1), atol=1e-5, rtol=0)
+        step = dict(input_ids=ids[:, -1:], attention_mask=torch.cat([mask, mask[:, -1:]], 1))
+        step["position_ids"] = positions[:, -1:] + 1
+        expected = model(**step, cache=out.cache, use_cache=True).logits[:, -1]
+        got_next, _ = last_log_probs(model, **step, cache=cache)
+    torch.testing.assert_close(got_next, torch.log_softmax(expected.float(), -1), atol=1e-5, rtol=0)

@@ -35,7 +35,7 @@ import torch
 
 from neko.baselines.confusion_network import EPS, ConfusionNetwork, build_confusion_network
 from neko.infer.config import InferConfig
-from neko.infer.generate import left_pad, special_ids
+from neko.infer.generate import last_log_probs, left_pad, special_ids
 from neko.infer.prompt import Prepared, answer_ids, encode_text, prepare
 from neko.infer.select import Trie, _log_probs, pass_groups, score_shared
 from neko.records import Record
@@ -129,11 +129,9 @@ class _Search:
         self.device = next(model.parameters()).device
         ids, self.mask = left_pad(prompts, self.pad_id, self.device)
         positions = (self.mask.cumsum(-1) - 1).clamp(min=0)
-        out = model(
-            input_ids=ids, attention_mask=self.mask, position_ids=positions, use_cache=True, logits_to_keep=1
+        self.last, self.cache = last_log_probs(
+            model, input_ids=ids, attention_mask=self.mask, position_ids=positions
         )
-        self.cache = out.cache
-        self.last = torch.log_softmax(out.logits[:, -1].float(), dim=-1)
         self.lengths = self.mask.sum(-1)
         self.beams = [_Beam(record) for record in range(len(prompts))]
         self._word_ids: dict[str, list[int]] = {}
@@ -219,16 +217,15 @@ class _Search:
         chunk = chunk.to(self.device)
         positions = (self.lengths[:, None] + chunk.cumsum(-1) - 1).clamp(min=0)
         self.mask = torch.cat([self.mask, chunk], dim=1)
-        out = self.model(
+        last, self.cache = last_log_probs(
+            self.model,
             input_ids=ids.to(self.device),
             attention_mask=self.mask,
             position_ids=positions,
             cache=self.cache,
-            use_cache=True,
-            logits_to_keep=1,
         )
         grew = chunk[:, -1].bool()
-        self.last[grew] = torch.log_softmax(out.logits[grew, -1].float(), dim=-1)
+        self.last[grew] = last[grew]
         self.lengths = self.lengths + chunk.sum(-1)
 
     def keep(self, rows: list[int]) -> None:

@@ -37,6 +37,20 @@ def left_pad(
     return ids.to(device), mask.to(device)
 
 
+def last_log_probs(model: Any, **inputs: Any) -> tuple[torch.Tensor, Any]:
+    """(next-token log-probabilities after each row's last position [rows, vocabulary], KV cache) of one
+    forward pass of ``model`` over ``inputs`` (``input_ids``, ``attention_mask``, ...; ``use_cache`` on).
+
+    The head multiplies the last hidden states as one [rows, H] matrix. Through the causal LM's own forward
+    (``logits_to_keep=1``) it gets a strided [rows, 1, H] view, which torch multiplies as a batch of
+    matrix-vector products, reading the whole head once per row (SmolLM2, 16 rows, one thread: 152 ms
+    against 24 ms).
+    """
+    out = model.base_model(**inputs, use_cache=True)
+    logits = model.get_output_embeddings()(out.last_hidden_state[:, -1].contiguous())
+    return torch.log_softmax(logits.float(), dim=-1), out.cache
+
+
 def length_batches(
     lengths: Sequence[int],
     batch_size: int,

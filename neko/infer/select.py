@@ -28,10 +28,12 @@ from typing import Any
 
 import torch
 
-from neko.infer.generate import left_pad, special_ids
+from neko.infer.generate import last_log_probs, left_pad, special_ids
 
-# Rows of logits turned into log-probabilities at once ([rows, vocabulary] floats each).
-LOGIT_ROWS = 256
+# Rows of logits turned into log-probabilities at once ([rows, vocabulary] floats each): SmolLM2's 128 x 49,152
+# floats (25 MB) stay under glibc's 32 MB ceiling of heap-served blocks, so each chunk reuses the last
+# chunk's pages instead of mapping fresh ones.
+LOGIT_ROWS = 128
 # Most padded prompt tokens in one pass: its KV cache and activations (SmolLM2 x4 experts in fp32: about
 # 140 kB a token) stay near 150 MB whatever the batch size; on CPU 1,024 rows already fill the matrix
 # products, so smaller passes cost no speed.
@@ -85,7 +87,10 @@ def _log_probs(model: Any, hidden: torch.Tensor, targets: torch.Tensor) -> torch
     for start in range(0, len(targets), LOGIT_ROWS):
         logits = head(hidden[start : start + LOGIT_ROWS]).float()
         picked = logits.gather(-1, targets[start : start + LOGIT_ROWS, None]).squeeze(-1)
-        out[start : start + LOGIT_ROWS] = picked - torch.logsumexp(logits, dim=-1)
+        # logsumexp in place: the logits are not needed after it, and a second [rows, vocabulary] block
+        # would cost fresh pages every chunk.
+        top = logits.amax(-1, keepdim=True)
+        out[start : start + LOGIT_ROWS] = picked - logits.sub_(top).exp_().sum(-1).log_() - top.squeeze(-1)
     return out
 
 
@@ -103,8 +108,7 @@ def score_shared(
     device = next(model.parameters()).device
     ids, mask = left_pad(prompts, pad_id, device)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
-    first_lp = torch.log_softmax(out.logits[:, -1].float(), dim=-1)  # [records, vocabulary]
+    first_lp, cache = last_log_probs(model, input_ids=ids, attention_mask=mask, position_ids=positions)
     tries = []
     for hyps in hypotheses:
         trie = Trie()
@@ -132,7 +136,7 @@ def score_shared(
         totals.index_add_(0, torch.tensor([e[3] for e in root], device=device), first_lp[at[:, 0], at[:, 1]])
     inner = [e for e in edges if e[1] >= 0]
     if inner:
-        hidden = _trie_hidden(model, out.cache, mask, tries)
+        hidden = _trie_hidden(model, cache, mask, tries)
         rows = torch.tensor([(r, n) for r, n, _, _ in inner], device=device)
         lp = _log_probs(
             model, hidden[rows[:, 0], rows[:, 1]], torch.tensor([e[2] for e in inner], device=device)

@@ -135,7 +135,11 @@ def shared_forward(
     else:
         a, b = weights.gate_up_lora
         low = F.linear(hidden_states, a) * _rank_mask(select, a)  # [k, N, E*R]: all experts, then masked
-        gate_up = torch.matmul(low, b) + gate_up
+        if torch.is_grad_enabled():
+            # Training (compiled): baddbmm here made `make bench-model`'s time ratio 1.31 against 1.23.
+            gate_up = torch.matmul(low, b) + gate_up
+        else:  # eager inference: the product accumulates onto the shared part, no pass adding [k, N, 2I]
+            gate_up = torch.baddbmm(gate_up.expand(k, -1, -1), low, b.expand(k, -1, -1))
     gate, up = gate_up.chunk(2, dim=-1)
     act = weights.act_fn(gate) * up  # [k, N, I]
     # A product and a sum over the k slots: einsum would make it N tiny batched matmuls (twice as slow).
