@@ -12,7 +12,11 @@ dev domain, the first hypotheses' figure and the picks of:
 - ``penalised``: a search whose objective adds ``PENALTY`` x each domain's excess over its first
   hypotheses (no domain made worse), with the same shares and test;
 - ``held_out``: the unseen-domain rule (``_fit_elsewhere``: no generated text, each domain held out in
-  turn) and whether it keeps the weights.
+  turn) and whether it keeps the weights;
+- ``nonword`` / ``nonword_penalised``: the pooled / penalised fit on sets cut to the line and the spelling-lattice paths that replace only
+  non-dictionary words (no generated text, no real word swapped: classic non-word correction), with the
+  same shares and test (the cached sets hold the lattice's best paths, so this is a lower bound of what a
+  lattice of non-words alone would offer).
 
 For error-rate tasks (ASR WER, OCR CER). Prints one JSON object. Figures in docs/TRAINING.md ("Why it was refused, per severity").
 """
@@ -24,6 +28,8 @@ import json
 import pickle
 from dataclasses import replace
 from pathlib import Path
+
+from neko.infer.fusion import CandidateSet
 
 PENALTY = 1e3
 
@@ -92,7 +98,44 @@ def main() -> None:
         }
     kept, _, check = _fit_elsewhere(task, records, sets, 0.95, sources)
     report["held_out"] = {"kept": kept is not None, "check": check}
+    if task == "ocr":
+        cut = [nonword_only(s) for s in sets]
+        for name, objective in (("nonword", pooled), ("nonword_penalised", penalised)):
+            weights, chosen = _fit_fusion(cut, objective, sources)
+            picks = [s.texts[weights.pick(s.features)[0]] for s in chosen]
+            report[name] = {
+                "figures": figures(picks),
+                "lines_changed": sum(p != f for p, f in zip(picks, first, strict=True)),
+                "bootstrap_shares": _vouch_by_domain(task, records, picks, first),
+                "serves_every_domain": _serves_every_domain(task, records, picks, first, 0.95),
+                "weights": weights.to_dict(),
+            }
     print(json.dumps(report, indent=1))
+
+
+def nonword_only(candidates: CandidateSet) -> CandidateSet:
+    """``candidates`` without the generated text and without every extra candidate that changes a word the
+    speller's dictionary knows (or changes the number of words)."""
+    from neko.infer.spelling import _TOKEN, speller
+
+    known = speller().words
+
+    def is_word(token: str) -> bool:
+        match = _TOKEN.match(token)
+        return match is None or len(match.group(2)) < 2 or match.group(2).lower().replace("’", "'") in known
+
+    line = candidates.texts[0].split()
+    plain = candidates.without_generated()
+    keep = [
+        c
+        for c, text in enumerate(plain.texts)
+        if plain.hypothesis[c] is not None
+        or (
+            len(text.split()) == len(line)
+            and all(a == b or not is_word(a) for a, b in zip(line, text.split(), strict=True))
+        )
+    ]
+    return plain._keeping(keep, "generated", generated=None, margin=None)
 
 
 if __name__ == "__main__":
