@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 
 def build(routing: str) -> Callable[[], None]:
@@ -151,22 +152,32 @@ def compiled(pairs: int) -> None:
         print(f"median CPU-time ratio MoE {name} / dense: {statistics.median(ratios):.3f}")
 
 
-def profile_select(data: str, records: int, rows: int) -> None:
-    """Self CPU time per operator of ``select`` on ``records`` records, and each product shape's GFLOP/s."""
-    from torch.profiler import ProfilerActivity
-    from torch.profiler import profile as torch_profile
+def _warm_select(data: str, records: int, threads: int) -> tuple[Any, list]:
+    """The bundled model's `Corrector` at ``threads``, warmed by ``select`` on the first ``records`` records of
+    ``data``, and the next ``records`` records (what is measured)."""
+    import torch
 
     from neko.infer.corrector import Corrector
     from neko.records import read_records
 
     found = list(read_records(Path(data).expanduser()))[: 2 * records]
-    corrector = Corrector.from_pretrained(threads=1)
+    corrector = Corrector.from_pretrained(threads=threads)
+    torch.set_num_threads(threads)
     corrector.correct_many(found[:records], batch_size=16, mode="select")  # untimed: warm caches
+    return corrector, found[records:]
+
+
+def profile_select(data: str, records: int, rows: int) -> None:
+    """Self CPU time per operator of ``select`` on ``records`` records, and each product shape's GFLOP/s."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    corrector, measured = _warm_select(data, records, threads=1)
     with torch_profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
-        corrector.correct_many(found[records:], batch_size=16, mode="select")
+        corrector.correct_many(measured, batch_size=16, mode="select")
     ops = prof.key_averages()
     total = sum(e.self_cpu_time_total for e in ops)
-    print(f"select on {len(found) - records} records: {total / 1e6:.2f} s self CPU time")
+    print(f"select on {len(measured)} records: {total / 1e6:.2f} s self CPU time")
     for e in sorted(ops, key=lambda e: -e.self_cpu_time_total)[:rows]:
         print(
             f"  {e.key[:50]:50s} {e.self_cpu_time_total / 1e3:9.1f} ms  {100 * e.self_cpu_time_total / total:5.1f}%"
@@ -186,11 +197,8 @@ def profile_select(data: str, records: int, rows: int) -> None:
 
 def select_ab(rev: str, data: str, records: int, pairs: int, threads: int) -> None:
     """Alternate ``select`` passes with this tree's and ``rev``'s select and expert forward; print the ratio."""
-    import torch
-
     import neko.infer.corrector as corrector_module
     import neko.model.shared_experts as shared
-    from neko.records import read_records
 
     old_select = _module_at(rev, "neko/infer/select.py")
     old_shared = _module_at(rev, "neko/model/shared_experts.py")
@@ -198,10 +206,7 @@ def select_ab(rev: str, data: str, records: int, pairs: int, threads: int) -> No
         "tree": (corrector_module.select_best, shared.shared_forward),
         rev: (old_select.select_best, old_shared.shared_forward),
     }
-    found = list(read_records(Path(data).expanduser()))[: 2 * records]
-    corrector = corrector_module.Corrector.from_pretrained(threads=threads)
-    torch.set_num_threads(threads)
-    corrector.correct_many(found[:records], batch_size=16, mode="select")  # untimed: warm caches
+    corrector, measured = _warm_select(data, records, threads)
     times: dict[str, list[float]] = {name: [] for name in forms}
     outputs: dict[str, list[str]] = {}
     try:
@@ -209,7 +214,7 @@ def select_ab(rev: str, data: str, records: int, pairs: int, threads: int) -> No
             for name, (select_best, forward) in forms.items():
                 corrector_module.select_best, shared.shared_forward = select_best, forward
                 start = time.process_time()
-                done = corrector.correct_many(found[records:], batch_size=16, mode="select")
+                done = corrector.correct_many(measured, batch_size=16, mode="select")
                 times[name].append(time.process_time() - start)
                 outputs[name] = [c.text for c in done]
             print(f"pair {pair}: " + ", ".join(f"{n} {t[-1]:.2f} s" for n, t in times.items()), flush=True)

@@ -217,15 +217,15 @@ class _Search:
         chunk = chunk.to(self.device)
         positions = (self.lengths[:, None] + chunk.cumsum(-1) - 1).clamp(min=0)
         self.mask = torch.cat([self.mask, chunk], dim=1)
-        last, self.cache = last_log_probs(
+        grew = chunk[:, -1].bool()
+        self.last[grew], self.cache = last_log_probs(
             self.model,
+            grew,
             input_ids=ids.to(self.device),
             attention_mask=self.mask,
             position_ids=positions,
             cache=self.cache,
         )
-        grew = chunk[:, -1].bool()
-        self.last[grew] = last[grew]
         self.lengths = self.lengths + chunk.sum(-1)
 
     def keep(self, rows: list[int]) -> None:

@@ -37,9 +37,10 @@ def left_pad(
     return ids.to(device), mask.to(device)
 
 
-def last_log_probs(model: Any, **inputs: Any) -> tuple[torch.Tensor, Any]:
+def last_log_probs(model: Any, rows: torch.Tensor | None = None, **inputs: Any) -> tuple[torch.Tensor, Any]:
     """(next-token log-probabilities after each row's last position [rows, vocabulary], KV cache) of one
     forward pass of ``model`` over ``inputs`` (``input_ids``, ``attention_mask``, ...; ``use_cache`` on).
+    ``rows`` (a bool mask or indices) keeps only those rows' log-probabilities: the head runs on them alone.
 
     The head multiplies the last hidden states as one [rows, H] matrix. Through the causal LM's own forward
     (``logits_to_keep=1``) it gets a strided [rows, 1, H] view, which torch multiplies as a batch of
@@ -47,7 +48,8 @@ def last_log_probs(model: Any, **inputs: Any) -> tuple[torch.Tensor, Any]:
     against 24 ms).
     """
     out = model.base_model(**inputs, use_cache=True)
-    logits = model.get_output_embeddings()(out.last_hidden_state[:, -1].contiguous())
+    last = out.last_hidden_state[:, -1]
+    logits = model.get_output_embeddings()((last if rows is None else last[rows]).contiguous())
     return torch.log_softmax(logits.float(), dim=-1), out.cache
 
 
