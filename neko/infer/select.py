@@ -30,9 +30,8 @@ import torch
 
 from neko.infer.generate import last_log_probs, left_pad, special_ids
 
-# Rows of logits turned into log-probabilities at once ([rows, vocabulary] floats each): SmolLM2's 128 x 49,152
-# floats (25 MB) stay under glibc's 32 MB ceiling of heap-served blocks, so each chunk reuses the last
-# chunk's pages instead of mapping fresh ones.
+# Rows of logits turned into log-probabilities at once ([rows, vocabulary] floats each; SmolLM2: 25 MB, under
+# glibc's 32 MB ceiling for heap-served blocks). 256 measured the same within noise (docs/INFERENCE.md).
 LOGIT_ROWS = 128
 # Most padded prompt tokens in one pass: its KV cache and activations (SmolLM2 x4 experts in fp32: about
 # 140 kB a token) stay near 150 MB whatever the batch size; on CPU 1,024 rows already fill the matrix
