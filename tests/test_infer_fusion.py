@@ -338,11 +338,17 @@ def test_a_dev_domain_with_nothing_to_gain_abstains_when_fusion_does_it_no_harm(
     assert result.fused == 0.0 and result.fusion is not None
     assert result.fusion.domains == ()  # every record, unseen domains included
     assert result.fusion.serves("chime4")
-    # A domain with errors to fix must vouch itself: where no hypothesis is right, fusion leaves the errors
-    # there (no worse, no better), and it serves ATIS only.
+    # A domain with errors that fusion leaves exactly as they were (no hypothesis is right, the scores favour
+    # the first) neither vouches nor objects: nothing was decided there.
     wrong = [record(10 + i, w, "noisy_dev", [-0.5, -2.0], 0) for i, w in enumerate(words)]
     wrong = [replace(r, references=[f"turn on the lights {w}"]) for r, w in zip(wrong, words, strict=True)]
     result = calibrate_task(tiny_corrector(), "asr", atis + wrong, batch_size=4, sources=(), confidence=0.95)
+    assert result.fusion is not None and result.fusion.domains == ()
+    # A domain with errors to fix that fusion changes must vouch itself: trusting the scores there swaps
+    # as many right first hypotheses for wrong ones as the reverse (no worse, no better), so fusion serves
+    # ATIS only.
+    mixed = [record(10 + i, w, "noisy_dev", [-2.0, -0.5], i % 2) for i, w in enumerate(words)]
+    result = calibrate_task(tiny_corrector(), "asr", atis + mixed, batch_size=4, sources=(), confidence=0.95)
     assert result.fusion is not None and result.fusion.domains == ("atis",)
 
 
@@ -548,3 +554,43 @@ def test_calibration_fits_weights_for_single_hypothesis_records_and_auto_uses_th
     monkeypatch.setattr("neko.infer.corrector.generate_all", no_generation)
     kept = tiny_corrector(task_fusion={"asr": refused.fusion}).correct_many(lone)
     assert [c.text for c in kept] == [r.hypotheses[0] for r in lone]
+
+
+def test_weights_the_dev_data_refuse_are_refitted_to_make_no_domain_worse():
+    from neko.infer.calibrate import _fit_reduced
+    from neko.infer.fusion import CandidateSet
+    from neko.records import Record
+
+    # Lone OCR lines and one lattice path each. Noisy lines: the path fixes the line, and the model and
+    # the confusion network both favour it (12) or only the model does (6). Clean lines: the path spoils the
+    # line, and the model favours it on 2 of them where the network does not. Trusting the model alone wins
+    # on the pool (18 fixes, 2 spoilt) and makes the clean domain worse; trusting both fixes 12, spoils none.
+    def line(i, dataset, right, lm, cn):
+        good, bad = f"the cat sat on the mat {i}", f"tbe cat sat on the mat {i}"
+        texts = [good, bad] if right else [bad, good]
+        features = np.zeros((2, len(FEATURES)))
+        for name, values in (("lm", [0.0, lm]), ("cn", [0.0, cn]), ("extra", [0, 1]), ("rank", [0, -0.7])):
+            features[:, FEATURES.index(name)] = values
+        record = Record(str(i), "ocr", dataset, [texts[0]], references=[good])
+        return record, CandidateSet(texts, [0, None], features)
+
+    lines = (
+        [line(i, "noisy", False, 1.0, 1.0) for i in range(12)]
+        + [line(i, "noisy", False, 1.0, -1.0) for i in range(12, 18)]
+        + [line(i, "clean", True, 1.0, -1.0) for i in range(18, 20)]
+        + [line(i, "clean", True, -1.0, -1.0) for i in range(20, 38)]
+    )
+    records, sets = [r for r, _ in lines], [s for _, s in lines]
+
+    def picks(weights):
+        return [s.texts[weights.pick(s.features)[0]] for s in sets]
+
+    pooled, _ = _fit_reduced("ocr", records, sets, ("constrained",), confidence=0.0)
+    assert sum(p != r.hypotheses[0] for p, r in zip(picks(pooled), records, strict=True)) == 20
+    kept, figure = _fit_reduced("ocr", records, sets, ("constrained",), confidence=0.95)
+    chosen = picks(kept)
+    assert [p == r.references[0] for p, r in zip(chosen, records, strict=True)] == [True] * 12 + [
+        False
+    ] * 6 + [True] * 20
+    assert chosen[18:] == [r.hypotheses[0] for r in records[18:]]  # the clean lines as they were
+    assert 0.0 < figure < 0.02

@@ -26,6 +26,10 @@ from neko.infer.guard import GuardConfig, calibrate_guard, guard_outputs, harmfu
 from neko.infer.prompt import shown_for
 from neko.records import Record
 
+# ``_no_domain_worse``: the weight of a domain's excess error over the pooled objective. Any excess must
+# outweigh every pooled gain: objectives are error fractions (at most a few units) or BLEU/GLEU points (100).
+DOMAIN_PENALTY = 1e3
+
 
 def task_target(task: str) -> tuple[str, bool]:
     """(the task's headline metric, whether higher is better): what its calibration optimises."""
@@ -402,20 +406,52 @@ def _fit_reduced(
     no recogniser scores; ``FusionWeights.single``: one hypothesis), fitted on the candidate sets of the dev
     records reduced that way (``reduced``, in the order of ``records``), and their dev figure; "first
     hypothesis" (without generation) unless they are strictly better than it there (and, with
-    ``confidence``, vouched for in every domain: ``_serves_every_domain``)."""
+    ``confidence``, vouched for in every domain: ``_serves_every_domain``).
+
+    With ``confidence``, weights the dev data refuse are fitted again under ``_no_domain_worse``: the pooled
+    optimum can buy one domain's gain with another's loss, which the per-domain test then refuses although
+    weights that leave that domain alone may exist. The figure returned is that of the weights kept, or of
+    the pooled fit where both are refused."""
     _, higher_is_better = task_target(task)
     sign = -1.0 if higher_is_better else 1.0
     score = task_score(task, records)
-    fusion, sets = _fit_fusion(reduced, _objective(task, records), sources)
-    picked = [s.texts[fusion.pick(s.features)[0]] for s in sets]
-    first = [s.texts[0] for s in sets]
-    fused = score(picked)
-    if sign * fused >= sign * score(first) or (
-        confidence and not _serves_every_domain(task, records, picked, first, confidence)
-    ):
-        # Refused: such records keep their first hypothesis, and nothing is generated for them.
-        fusion = replace(FusionWeights.first(), generate=False)
-    return fusion, fused
+    first = [s.texts[0] for s in reduced]
+    objectives = [_objective(task, records)]
+    if confidence:
+        objectives.append(_no_domain_worse(task, records, first))
+    figures = []
+    for objective in objectives:
+        fusion, sets = _fit_fusion(reduced, objective, sources)
+        picked = [s.texts[fusion.pick(s.features)[0]] for s in sets]
+        figures.append(score(picked))
+        if sign * figures[-1] < sign * score(first) and (
+            not confidence or _serves_every_domain(task, records, picked, first, confidence)
+        ):
+            return fusion, figures[-1]
+    # Refused: such records keep their first hypothesis, and nothing is generated for them.
+    return replace(FusionWeights.first(), generate=False), figures[0]
+
+
+def _no_domain_worse(
+    task: str, records: Sequence[Record], first: Sequence[str]
+) -> Callable[[Sequence[str]], float]:
+    """``_objective`` plus ``DOMAIN_PENALTY`` times the amount by which each dev domain's figure is worse
+    than that of its ``first`` outputs: a search under it prefers any weights that make no domain worse to
+    a better pool (what ``_serves_every_domain`` asks of the weights it keeps)."""
+    _, higher_is_better = task_target(task)
+    sign = -1.0 if higher_is_better else 1.0
+    pooled, part = _objective(task, records), _part_scorer(task, records)
+    domains = list(_by_domain(records).values())
+    floors = [part(rows, [first[i] for i in rows]) for rows in domains]
+
+    def objective(outputs: Sequence[str]) -> float:
+        excess = sum(
+            max(0.0, sign * (part(rows, [outputs[i] for i in rows]) - floor))
+            for rows, floor in zip(domains, floors, strict=True)
+        )
+        return pooled(outputs) + DOMAIN_PENALTY * excess
+
+    return objective
 
 
 def _serve_elsewhere(
@@ -629,18 +665,25 @@ def _by_domain(records: Sequence[Record]) -> dict[str, list[int]]:
 def _serves_every_domain(
     task: str, records: Sequence[Record], outputs: list[str], first: list[str], confidence: float
 ) -> bool:
-    """True when the dev records vouch for ``outputs`` over ``first`` in every domain: each domain's
-    bootstrap share is at least ``confidence``, or, for a domain unable to vouch for anything, the outputs are
-    no worse there (and some domain vouches). A domain is unable to vouch when even its references, as
-    outputs, would not beat its first hypotheses on ``confidence`` of the bootstrap samples: its first
-    hypotheses are all but perfect (generated OCR at severity 1: 0.02% CER), so no decision can win there
-    significantly, yet the domain can still show that the decision does it no harm."""
+    """True when the dev records vouch for ``outputs`` over ``first`` in every domain they change: each such
+    domain's bootstrap share is at least ``confidence``, or, for a domain unable to vouch for anything, the
+    outputs are no worse there (and some domain vouches). A domain is unable to vouch when even its
+    references, as outputs, would not beat its first hypotheses on ``confidence`` of the bootstrap samples:
+    its first hypotheses are all but perfect (generated OCR at severity 1: 0.02% CER), so no decision can win
+    there significantly, yet the domain can still show that the decision does it no harm. A domain whose
+    every output is its first hypothesis neither vouches nor objects: nothing was decided there (clean OCR
+    lines that weights fixing noisy ones leave as they were)."""
     shares = _vouch_by_domain(task, records, outputs, first)
     if not any(share >= confidence for share in shares.values()):
         return False
-    # Only the domains that do not vouch need the references' test (a bootstrap pass: slow for GLEU).
+    # Only the changed domains that do not vouch need the references' test (a bootstrap pass: slow for GLEU).
     by_domain = _by_domain(records)
-    rows = sorted(i for d, share in shares.items() if share < confidence for i in by_domain[d])
+    changed = {d for d, rows in by_domain.items() if any(outputs[i] != first[i] for i in rows)}
+    rows = sorted(
+        i for d, share in shares.items() if share < confidence and d in changed for i in by_domain[d]
+    )
+    if not rows:
+        return True
     part = [records[i] for i in rows]
     perfect = _vouch_by_domain(task, part, [r.references[0] for r in part], [first[i] for i in rows])
     return all(
