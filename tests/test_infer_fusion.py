@@ -542,6 +542,7 @@ def test_calibration_fits_weights_for_single_hypothesis_records_and_auto_uses_th
     lone = [replace(r, hypotheses=r.hypotheses[:1], scores=None) for r in records]
     auto = tiny_corrector(task_fusion={"asr": result.fusion}).correct_many(lone)
     assert [c.text for c in auto] == [r.references[0] for r in records]
+    assert not single.generate  # the fix decides, the model's text never does: it is not generated
     # Without the fix, nothing beats a lone first hypothesis: the weights keep it and generate nothing.
     monkeypatch.setitem(fusion_module.EXTRA_SOURCES, "constrained", lambda *args: [[] for _ in args[2]])
     refused = calibrate_task(tiny_corrector(), "asr", records, batch_size=3)
@@ -593,4 +594,29 @@ def test_weights_the_dev_data_refuse_are_refitted_to_make_no_domain_worse():
         False
     ] * 6 + [True] * 20
     assert chosen[18:] == [r.hypotheses[0] for r in records[18:]]  # the clean lines as they were
+    assert not kept.generate  # no generated text among the candidates: none to generate
     assert 0.0 < figure < 0.02
+
+
+def test_single_hypothesis_weights_keep_generation_where_the_generated_text_decides(monkeypatch):
+    import re
+    from dataclasses import replace
+
+    from neko.infer.calibrate import calibrate_task
+
+    # The model's text is the fix ("of" -> "off" in the record's words): the lone-record weights take it, so
+    # those records must still be generated.
+    records = scored_lights(["now", "again", "today", "please", "later", "soon"])
+    corrector = tiny_corrector()
+
+    def fixed(model, tokenizer, prompts, budgets, **kwargs):
+        shown = [re.findall(r"turn of the lights \w+", tokenizer.decode(p))[0] for p in prompts]
+        return [text.replace(" of ", " off ") for text in shown]
+
+    monkeypatch.setattr("neko.infer.corrector.generate_all", fixed)
+    result = calibrate_task(corrector, "asr", records, batch_size=3, sources=())
+    single = result.fusion.single
+    assert result.fused_single == 0.0 and single.generate
+    lone = [replace(r, hypotheses=r.hypotheses[:1], scores=None) for r in records]
+    auto = tiny_corrector(task_fusion={"asr": result.fusion}).correct_many(lone)
+    assert [c.text for c in auto] == [r.references[0] for r in records]

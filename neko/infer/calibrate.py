@@ -411,7 +411,8 @@ def _fit_reduced(
     With ``confidence``, weights the dev data refuse are fitted again under ``_no_domain_worse``: the pooled
     optimum can buy one domain's gain with another's loss, which the per-domain test then refuses although
     weights that leave that domain alone may exist. The figure returned is that of the weights kept, or of
-    the pooled fit where both are refused."""
+    the pooled fit where both are refused. Weights kept whose picks on the dev records do not change without
+    the generated text do without it (``generate`` False): generating would cost time and decide nothing."""
     _, higher_is_better = task_target(task)
     sign = -1.0 if higher_is_better else 1.0
     score = task_score(task, records)
@@ -427,6 +428,9 @@ def _fit_reduced(
         if sign * figures[-1] < sign * score(first) and (
             not confidence or _serves_every_domain(task, records, picked, first, confidence)
         ):
+            bare = [s.without_generated() for s in sets]
+            if picked == [s.texts[fusion.pick(s.features)[0]] for s in bare]:
+                fusion = replace(fusion, generate=False)
             return fusion, figures[-1]
     # Refused: such records keep their first hypothesis, and nothing is generated for them.
     return replace(FusionWeights.first(), generate=False), figures[0]
