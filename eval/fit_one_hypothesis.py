@@ -9,8 +9,9 @@ dev domain, the first hypotheses' figure and the picks of:
 
 - ``pooled``: the weights ``neko calibrate`` fits (on the pool), with each domain's bootstrap share and
   whether they serve every domain (``_serves_every_domain``, the rule that keeps or refuses them);
-- ``penalised``: a search whose objective adds ``PENALTY`` x each domain's excess over its first
-  hypotheses (no domain made worse), with the same shares and test;
+- ``penalised``: a search whose objective adds a large penalty for each domain's excess over its first
+  hypotheses (no domain made worse: ``neko.infer.calibrate._no_domain_worse``, which ``neko calibrate`` now
+  tries where the pooled weights are refused), with the same shares and test;
 - ``held_out``: the unseen-domain rule (``_fit_elsewhere``: no generated text, each domain held out in
   turn) and whether it keeps the weights;
 - ``nonword`` / ``nonword_penalised``: the pooled / penalised fit on sets cut to the line and the spelling-lattice paths that replace only
@@ -31,8 +32,6 @@ from pathlib import Path
 
 from neko.infer.fusion import CandidateSet
 
-PENALTY = 1e3
-
 
 def main() -> None:
     """Build or load the candidate sets, fit under each rule, print the figures."""
@@ -41,6 +40,7 @@ def main() -> None:
         _candidates,
         _fit_elsewhere,
         _fit_fusion,
+        _no_domain_worse,
         _objective,
         _part_scorer,
         _serves_every_domain,
@@ -79,13 +79,7 @@ def main() -> None:
     def figures(outputs: list[str]) -> dict[str, float]:
         return {d: round(100 * part(rows, [outputs[i] for i in rows]), 3) for d, rows in domains.items()}
 
-    pooled = _objective(task, records)
-    floors = figures(first)
-
-    def penalised(outputs: list[str]) -> float:
-        excess = sum(max(0.0, v - floors[d]) for d, v in figures(list(outputs)).items())
-        return pooled(outputs) + PENALTY * excess / 100  # figures are %, the objective a fraction
-
+    pooled, penalised = _objective(task, records), _no_domain_worse(task, records, first)
     report: dict[str, object] = {"task": task, "records": len(records), "first": figures(first)}
     for name, objective in (("pooled", pooled), ("penalised", penalised)):
         weights, chosen = _fit_fusion(sets, objective, sources)
