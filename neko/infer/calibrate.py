@@ -417,6 +417,7 @@ def _fit_reduced(
     sign = -1.0 if higher_is_better else 1.0
     score = task_score(task, records)
     first = [s.texts[0] for s in reduced]
+    unchanged = sign * score(first)
     objectives = [_objective(task, records)]
     if confidence:
         objectives.append(_no_domain_worse(task, records, first))
@@ -425,7 +426,7 @@ def _fit_reduced(
         fusion, sets = _fit_fusion(reduced, objective, sources)
         picked = [s.texts[fusion.pick(s.features)[0]] for s in sets]
         figures.append(score(picked))
-        if sign * figures[-1] < sign * score(first) and (
+        if sign * figures[-1] < unchanged and (
             not confidence or _serves_every_domain(task, records, picked, first, confidence)
         ):
             bare = [s.without_generated() for s in sets]
