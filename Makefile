@@ -27,7 +27,7 @@ prepared:  ## records of every dataset in $(DATA) into $(PREPARED) (newer output
 	neko prepare all --src $(DATA) --out $(PREPARED)
 
 bench-infer:  ## inference speed: naive vs batched generate vs select on 200 HyPoradise utterances
-	$(PY) eval/bench_infer.py --data $(DATA) $(if $(LIMIT),--limit $(LIMIT))
+	$(PY) eval/bench_infer.py --data $(DATA) --threads 1 $(if $(LIMIT),--limit $(LIMIT))
 
 .PHONY: test-model-real bench-model
 test-model-real:  ## real SmolLM2 (GGUF converted once, ~100 s) upcycled to 4 experts keeps its logits
@@ -70,7 +70,7 @@ results: prepared $(RESULTS)
 results/efficiency/train.json:
 	$(PY) eval/capture_json.py $@ -- $(PY) eval/bench_train.py
 results/efficiency/infer.json: $(DEFAULT_MODEL)
-	$(PY) eval/capture_json.py $@ -- $(PY) eval/bench_infer.py --data $(DATA)
+	$(PY) eval/capture_json.py $@ -- $(PY) eval/bench_infer.py --data $(DATA) --threads 1
 
 efficiency: results/efficiency/train.json results/efficiency/infer.json
 

@@ -1,6 +1,11 @@
 """Inference speed: naive per-item generate vs batched generate vs select mode, on HyPoradise utterances.
 
-Run: make bench-infer   (or: python eval/bench_infer.py --data ../shared/data [--model PATH] [--threads 2])
+Run: make bench-infer   (= python eval/bench_infer.py --data ../shared/data --threads 1; [--model PATH])
+
+``make bench-infer`` runs one thread, as ``make bench-train`` and ``make bench-model`` do: the CPU time of one
+thread is what the work costs on one core whatever else the machine runs. With ``--threads 2`` the same work
+costs this 2-core machine more CPU time (its model-sized matrix products gain less from the second core than
+the 1024^3 peak product does; measured in docs/INFERENCE.md), so every per-CPU-second figure but the peak drops.
 
 One run, one process, one model, the same utterances for every way:
 
@@ -65,8 +70,8 @@ def load(model_path: str | None):
     if model_path:
         return Corrector.from_pretrained(model_path, mode="generate"), f"--model {model_path}"
     if DEFAULT_MODEL_DIR.is_dir():
-        path = default_model_dir()
-        return Corrector.from_pretrained(path, mode="generate"), f"bundled default model ({path})"
+        desc = "bundled default model (neko/default_model)"  # not the install path: results name no machine's folders
+        return Corrector.from_pretrained(default_model_dir(), mode="generate"), desc
     from neko.model.config import ModelConfig
     from neko.model.io import build_base
 

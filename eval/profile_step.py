@@ -5,6 +5,7 @@
     python3 eval/profile_step.py compiled             # dense, MoE eager, MoE compiled steps alternated
     python3 eval/profile_step.py select               # the bundled model's select mode: ops, products' GFLOP/s
     python3 eval/profile_step.py select-ab --rev REV  # select mode alternated: this tree's code vs REV's
+    python3 eval/profile_step.py select-threads       # select at 1 and 2 threads alternated: per-op scaling
 
 The step is ``make bench-model``'s (SmolLM2, 4 experts, top-2, batch 4x128, neko routing, LM + router loss,
 backward, AdamW), one thread. ``profile`` runs two untimed steps, then one under torch's profiler, for each
@@ -19,7 +20,10 @@ the bundled model's ``select`` mode (one thread) on ``--records`` records of ``-
 batch, and prints the operators by self CPU time and each matrix-product shape's achieved GFLOP/s.
 ``select-ab`` alternates ``select`` passes over the same ``--records`` records (``--threads``) with this tree's
 ``neko/infer/select.py`` and shared experts' forward against REV's, and prints the median per-pair ratio of
-CPU seconds REV / this tree (and whether both chose the same hypotheses).
+CPU seconds REV / this tree (and whether both chose the same hypotheses). ``select-threads`` profiles ``select``
+on the same records at one and at two threads, alternated ``--pairs`` times, and prints each run's wall and CPU
+seconds and, per operator, its time at one thread over its time at two (2.0 = perfect use of the second core;
+below that the second core's CPU time buys less than the first's).
 """
 
 from __future__ import annotations
@@ -225,25 +229,66 @@ def select_ab(rev: str, data: str, records: int, pairs: int, threads: int) -> No
     print(f"median CPU-time ratio {rev} / this tree ({threads} threads): {statistics.median(ratios):.3f}")
 
 
+def select_threads(data: str, records: int, rows: int, pairs: int) -> None:
+    """``select`` on the same records at 1 and 2 threads, alternated: CPU seconds and per-operator scaling."""
+    import torch
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    corrector, measured = _warm_select(data, records, threads=1)
+    op_seconds: dict[int, list[dict[str, float]]] = {1: [], 2: []}
+    cpu_seconds: dict[int, list[float]] = {1: [], 2: []}
+    for _ in range(pairs):
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            corrector.correct_many(measured[:16], batch_size=16, mode="select")  # this thread count's warm-up
+            start, cpu = time.perf_counter(), time.process_time()
+            with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+                corrector.correct_many(measured, batch_size=16, mode="select")
+            wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+            print(f"{threads} thread(s): {wall:.1f} s wall, {cpu:.1f} s CPU", flush=True)
+            cpu_seconds[threads].append(cpu)
+            op_seconds[threads].append({e.key: e.self_cpu_time_total / 1e6 for e in prof.key_averages()})
+    ratios = [b / a for a, b in zip(cpu_seconds[1], cpu_seconds[2], strict=True)]
+    print(f"median per-pair CPU-time ratio 2 threads / 1 thread: {statistics.median(ratios):.3f}")
+    one = {k: statistics.median(run.get(k, 0.0) for run in op_seconds[1]) for k in op_seconds[1][0]}
+    two = {k: statistics.median(run.get(k, 0.0) for run in op_seconds[2]) for k in one}
+    for key in sorted(one, key=lambda k: -one[k])[:rows]:
+        scaling = one[key] / two[key] if two[key] > 0 else float("nan")
+        print(
+            f"  {key[:50]:50s} 1 thread {one[key]:7.2f} s  2 threads {two[key]:7.2f} s  scaling {scaling:.2f}"
+        )
+
+
 def main() -> None:
     """Parse the command line and run it."""
     import torch
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["profile", "ab", "compiled", "select", "select-ab"])
+    parser.add_argument(
+        "what", choices=["profile", "ab", "compiled", "select", "select-ab", "select-threads"]
+    )
     parser.add_argument("--rev", default="1602299", help="git revision of the other expert forward (ab)")
     parser.add_argument(
-        "--pairs", type=int, default=6, help="timed pairs (triples) after one warm-up (ab, compiled)"
+        "--pairs",
+        type=int,
+        default=6,
+        help="timed pairs (triples) after one warm-up (ab, compiled, select-threads)",
     )
     parser.add_argument(
-        "--rows", type=int, default=12, help="operators and products printed (profile, select)"
+        "--rows",
+        type=int,
+        default=12,
+        help="operators and products printed (profile, select, select-threads)",
     )
     parser.add_argument(
         "--data",
         default="~/.cache/neko/prepared/hyporadise_chime4.jsonl",
         help="records for select (a zero-shot HyPoradise set by default)",
     )
-    parser.add_argument("--records", type=int, default=16, help="records profiled (select, select-ab)")
+    parser.add_argument(
+        "--records", type=int, default=16, help="records profiled (select, select-ab, select-threads)"
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads (select-ab)")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -255,6 +300,8 @@ def main() -> None:
         profile_select(args.data, args.records, args.rows)
     elif args.what == "select-ab":
         select_ab(args.rev, args.data, args.records, args.pairs, args.threads)
+    elif args.what == "select-threads":
+        select_threads(args.data, args.records, args.rows, args.pairs)
     else:
         compiled(args.pairs)
 
