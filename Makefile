@@ -26,7 +26,7 @@ prepared:  ## records of every dataset in $(DATA) into $(PREPARED) (newer output
 	neko prepare corpus unpack --src corpus --out $(GEN)
 	neko prepare all --src $(DATA) --out $(PREPARED)
 
-bench-infer:  ## inference speed: naive vs batched generate vs select on 200 HyPoradise utterances
+bench-infer:  ## inference speed: naive vs batched generate vs select on 200 HyPoradise utterances, one thread
 	$(PY) eval/bench_infer.py --data $(DATA) --threads 1 $(if $(LIMIT),--limit $(LIMIT))
 
 .PHONY: test-model-real bench-model
