@@ -43,6 +43,7 @@ def main() -> None:
         _no_domain_worse,
         _objective,
         _part_scorer,
+        _picks,
         _serves_every_domain,
         _vouch_by_domain,
         read_dev,
@@ -83,7 +84,7 @@ def main() -> None:
     report: dict[str, object] = {"task": task, "records": len(records), "first": figures(first)}
     for name, objective in (("pooled", pooled), ("penalised", penalised)):
         weights, chosen = _fit_fusion(sets, objective, sources)
-        picks = [s.texts[weights.pick(s.features)[0]] for s in chosen]
+        picks = _picks(weights, chosen)
         report[name] = {
             "figures": figures(picks),
             "bootstrap_shares": _vouch_by_domain(task, records, picks, first),
@@ -96,7 +97,7 @@ def main() -> None:
         cut = [nonword_only(s) for s in sets]
         for name, objective in (("nonword", pooled), ("nonword_penalised", penalised)):
             weights, chosen = _fit_fusion(cut, objective, sources)
-            picks = [s.texts[weights.pick(s.features)[0]] for s in chosen]
+            picks = _picks(weights, chosen)
             report[name] = {
                 "figures": figures(picks),
                 "lines_changed": sum(p != f for p, f in zip(picks, first, strict=True)),

@@ -249,7 +249,7 @@ def calibrate_task(
     guarded = guard_outputs(outputs, hypotheses, margins, config, task)
     every_set = sets
     fusion, sets = _fit_fusion(sets, _objective(task, records), sources)
-    fused_outputs = [s.texts[fusion.pick(s.features)[0]] for s in sets]
+    fused_outputs = _picks(fusion, sets)
     unseen: dict[str, dict[str, float]] = {}
     bare = _bare_sets(corrector, records, outputs, batch_size, sources)
     # Fusion must pass the same test as the guard before auto may use it: on every dev domain, or else
@@ -338,7 +338,7 @@ def _serve_vouched_domains(
             rows = sorted(i for d in domains for i in by_domain[d])
             part = [records[i] for i in rows]
             weights, chosen = _fit_fusion([sets[i] for i in rows], _objective(task, part), sources)
-            outputs = [s.texts[weights.pick(s.features)[0]] for s in chosen]
+            outputs = _picks(weights, chosen)
             fits[domains] = (
                 weights,
                 rows,
@@ -424,13 +424,12 @@ def _fit_reduced(
     figures = []
     for objective in objectives:
         fusion, sets = _fit_fusion(reduced, objective, sources)
-        picked = [s.texts[fusion.pick(s.features)[0]] for s in sets]
+        picked = _picks(fusion, sets)
         figures.append(score(picked))
         if sign * figures[-1] < unchanged and (
             not confidence or _serves_every_domain(task, records, picked, first, confidence)
         ):
-            bare = [s.without_generated() for s in sets]
-            if picked == [s.texts[fusion.pick(s.features)[0]] for s in bare]:
+            if picked == _picks(fusion, [s.without_generated() for s in sets]):
                 fusion = replace(fusion, generate=False)
             return fusion, figures[-1]
     # Refused: such records keep their first hypothesis, and nothing is generated for them.
@@ -547,7 +546,7 @@ def _fit_elsewhere(
 
     def picks(weights: FusionWeights) -> list[str]:
         chosen = sets if weights.extras else [s.without_extras() for s in sets]
-        return [s.texts[weights.pick(s.features)[0]] for s in chosen]
+        return _picks(weights, chosen)
 
     weights = fit(range(len(records)))
     outputs = picks(weights)
@@ -569,6 +568,11 @@ def _fit_elsewhere(
         and (not confidence or _vouch(task, pooled, outputs, first) >= confidence)
     )
     return (replace(weights, generate=False) if vouched else None), outputs, check
+
+
+def _picks(weights: FusionWeights, sets: Sequence[CandidateSet]) -> list[str]:
+    """The text ``weights`` pick from each candidate set."""
+    return [s.texts[weights.pick(s.features)[0]] for s in sets]
 
 
 def _objective(task: str, records: Sequence[Record]) -> Callable[[Sequence[str]], float]:
