@@ -49,14 +49,24 @@ def _step(model, ids, mask, experts, mode):
 
 @pytest.mark.parametrize("family", ["llama", "qwen2"])
 @pytest.mark.parametrize(
-    "mode, experts, compiled",
-    [("neko", [3, 0, -1], False), ("learned", None, False), ("neko", [3, 0, -1], True)],
+    "mode, experts, compiled, checkpointing",
+    [
+        ("neko", [3, 0, -1], False, False),
+        ("learned", None, False, False),
+        ("neko", [3, 0, -1], True, False),
+        ("neko", [3, 0, -1], True, True),
+    ],
 )
-def test_outputs_and_gradients_match_fused_experts(family, mode, experts, compiled) -> None:
+def test_outputs_and_gradients_match_fused_experts(
+    family, mode, experts, compiled, checkpointing, monkeypatch
+) -> None:
     shared, fused = _pair(family)
     assert all(type(m) is SharedParamWrapper for m in _outer_wrappers(shared))
     if compiled:  # what neko train runs by default (compile_experts)
         assert compile_trainable_experts(shared) == shared.config.num_hidden_layers
+    if checkpointing:  # the large recipes' gradient_checkpointing: backward recomputes the compiled experts
+        monkeypatch.setattr(shared_training, "_COMPILE_FAILED", [])
+        shared.gradient_checkpointing_enable()
     ids = torch.randint(3, 90, (3, 13), generator=torch.Generator().manual_seed(1))
     mask = torch.ones_like(ids)
     mask[1, :4] = 0  # left padding in one row
@@ -69,6 +79,7 @@ def test_outputs_and_gradients_match_fused_experts(family, mode, experts, compil
     for name, grad in grads_f.items():
         scale = max(grad.abs().max().item(), 1e-3)
         torch.testing.assert_close(grads_s[name] / scale, grad / scale, atol=1e-4, rtol=0, msg=name)
+    assert not shared_training._COMPILE_FAILED  # compiled all along, not fallen back to eager
 
 
 def test_failed_compilation_warns_and_runs_the_experts_eagerly(monkeypatch) -> None:

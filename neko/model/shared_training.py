@@ -27,6 +27,7 @@ import warnings
 import torch
 from peft.tuners.lora.layer import ParamWrapper
 from torch import nn
+from torch.utils.checkpoint import _StopRecomputationError
 
 from neko.model.shared_experts import (
     EXPERT_CLASSES,
@@ -100,6 +101,10 @@ def _compiled_forward(
     if not _COMPILE_FAILED:
         try:
             return _compiled()(x, index, weights_k, weights)
+        except _StopRecomputationError:
+            # Gradient checkpointing's early stop, raised through the compiled call once a recomputed layer
+            # has given back what backward needs: control flow of that recomputation, not a compile failure.
+            raise
         except Exception as exc:  # compilation errors surface at the first call, under many types
             _COMPILE_FAILED.append(f"{type(exc).__name__}: {exc}")
             warnings.warn(
