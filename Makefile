@@ -68,7 +68,7 @@ results/%.json: configs/experiments/%.yaml results/.limit
 results: prepared $(RESULTS)
 
 results/efficiency/train.json:
-	$(PY) eval/capture_json.py $@ -- $(PY) eval/bench_train.py
+	$(PY) eval/capture_json.py $@ -- $(PY) eval/bench_train.py --threads 1
 results/efficiency/infer.json: $(DEFAULT_MODEL)
 	$(PY) eval/capture_json.py $@ -- $(PY) eval/bench_infer.py --data $(DATA) --threads 1
 
@@ -122,7 +122,7 @@ calibrate-default:  ## fit the bundled model's auto-mode guard per task on dev d
 train-tiny:  ## train the small NeKo MoE on CPU (~2 h; resumable: make train-tiny ARGS=--resume)
 	neko train configs/neko-tiny.yaml $(ARGS)
 
-bench-train:  ## padding and non-padding tokens/s, naive vs bucketed batches, steps alternated: small MoE, then real SmolLM2 MoE
+bench-train:  ## padding and non-padding tokens/s, naive vs bucketed batches (and a plain full-logits loop), steps alternated: small MoE, then real SmolLM2 MoE
 	$(PY) eval/bench_train.py --threads 1 --pairs $(or $(PAIRS),20)
 	HF_HUB_OFFLINE=1 $(PY) eval/bench_train.py --threads 1 --base smollm2-135m --max-tokens 1024 --pairs $(or $(REAL_PAIRS),6)
 

@@ -7,7 +7,9 @@ freed heap pages back after each step, untimed: ``neko.allocator.release_freed_m
 parent drives them step by step, alternating: dense, MoE, dense, MoE, ... Only one worker computes at a
 time, and both see the same machine load within a pair, so the median of the per-pair time ratios survives
 a noisy shared machine where whole-run timings do not. A step is the training step `neko train` runs:
-forward with task routing, LM loss + router loss, backward, AdamW. One untimed warm-up pair comes first.
+forward with task routing, LM loss (its logits at the target positions only, `target_lm_loss`; every
+position is a target unless ``--target-share`` makes the first part of each row a prompt) + router loss,
+backward, AdamW. One untimed warm-up pair comes first.
 Each step is timed twice: wall clock, and the worker's CPU time (``time.process_time``, all its threads).
 The ratio uses ``--clock`` (default ``cpu``): when other jobs hold the cores, a niced worker's wall time is
 mostly waiting for the scheduler (measured: the same step 56 s in one pair, 259 s in the next), while its
@@ -61,6 +63,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="cpu",
         help="time of a step: the worker's CPU time (default; what the step costs, whatever else runs) or wall",
     )
+    parser.add_argument(
+        "--target-share",
+        type=float,
+        default=1.0,
+        help="share of each row's positions that are targets (the rest prompt, no logits), as in training "
+        "data (12-41%% of a prompt + target; default 1: every position)",
+    )
     parser.add_argument("--variant", choices=["dense", "neko"], help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -74,6 +83,7 @@ class Worker:
         from neko.model.config import ModelConfig
         from neko.model.io import build_model
         from neko.model.lora import trainable_parameters
+        from neko.train.loss import IGNORE_INDEX
 
         torch.set_num_threads(args.threads)
         torch.manual_seed(0)
@@ -101,6 +111,8 @@ class Worker:
         gen = torch.Generator().manual_seed(0)
         self.ids = torch.randint(0, len(tok), (args.batch, args.seq), generator=gen)
         self.mask = torch.ones_like(self.ids)
+        self.labels = self.ids.clone()
+        self.labels[:, : round((1 - args.target_share) * args.seq)] = IGNORE_INDEX  # the prompt part
         self.experts = torch.arange(args.batch) % args.experts
         self.opt = torch.optim.AdamW([p for p in self.model.parameters() if p.requires_grad], lr=1e-4)
         self.compare = args.variant == "neko" and args.moe == "shared"
@@ -109,11 +121,12 @@ class Worker:
         """One training step; its wall time and its CPU time (all of this process's threads) in seconds."""
         from neko.allocator import release_freed_memory
         from neko.model.routing import task_routing
+        from neko.train.loss import target_lm_loss
 
         self.model.train()
         start, cpu = time.perf_counter(), time.process_time()
         with task_routing(self.model, self.experts, self.cfg.routing) as rec:
-            loss = self.model(input_ids=self.ids, attention_mask=self.mask, labels=self.ids).loss
+            loss = target_lm_loss(self.model, self.ids, self.mask, self.labels)
             loss = loss + self.cfg.router_loss_weight * rec.router_loss(self.mask)
         self.opt.zero_grad()
         loss.backward()
@@ -262,7 +275,8 @@ def main(argv: list[str] | None = None) -> int:
         "max_abs_logit_diff": results["neko"].get("max_abs_logit_diff"),
     }
     setup = {
-        k: getattr(args, k) for k in ("base", "experts", "top_k", "batch", "seq", "steps", "threads", "moe")
+        k: getattr(args, k)
+        for k in ("base", "experts", "top_k", "batch", "seq", "steps", "threads", "moe", "target_share")
     }
     pairs = {f"pair_{clock}_time_ratios": [round(r, 3) for r in ratios[clock]] for clock in ratios}
     medians = {f"median_{clock}_time_ratio": round(statistics.median(ratios[clock]), 3) for clock in ratios}

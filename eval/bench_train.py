@@ -1,13 +1,19 @@
 """Training throughput: naive fixed-size batches vs token-budget bucketed batches, real optimiser steps.
 
-Both samplers draw from the same seeded mixture and train the same model; their steps alternate (naive,
-bucketed, naive, bucketed, ...) after one untimed warm-up pair, so both see the same machine load within a
-pair. Reported are the padding share and the non-padding tokens per second of each, and the median over
-pairs of the per-pair ratio of non-padding tokens/s (bucketed / naive): on a shared, noisy machine the
+Both samplers draw from the same seeded mixture and train the same model with `neko train`'s loss (logits of
+the target positions only, `neko.train.loss.target_lm_loss`); their steps alternate (naive, bucketed, plain,
+naive, bucketed, plain, ...) after one untimed warm-up round, so all see the same machine load within a
+round. ``plain`` is the naive batches again under the model's own ``labels=`` loss, which computes the logits
+of every position, padding and prompt included (what a plain transformers training loop does). Reported are
+the padding share and the non-padding tokens per second of each, the median over rounds of the per-round
+ratio of non-padding tokens/s bucketed / naive (the batching alone: ``nonpad_tokens_per_s_ratio``) and
+bucketed / plain (the batching and the loss: ``bucketed_plain_ratio``): on a shared, noisy machine the
 median of paired ratios holds where two separate timed runs do not. A step's time is by default this
 process's CPU time (``--clock cpu``, ``time.process_time``): with ``--threads 1`` it is what the step costs
 on one core, while the wall time of a process niced under other jobs is mostly scheduler waiting;
-``--clock wall`` uses the wall clock (tokens per wall second are printed either way).
+``--clock wall`` uses the wall clock (tokens per wall second are printed either way). Until 2026-12-01 both
+samplers ran the full-logits loss, which `neko train` does not; on the small model, whose 49,152-word output
+layer is most of a step, that made padding cost more than it does in training (docs/TRAINING.md).
 
 Fairness: a fixed batch size must fit the worst case, so the naive sampler gets the largest batch whose
 padded cost at ``--max-len`` stays within the bucketed sampler's budget (the same peak memory bound):
@@ -23,7 +29,8 @@ eager). Data: the prepared shared data if present, else records synthesised here
 
     python eval/bench_train.py [--pairs 20] [--max-tokens 2048] [--max-len 256] [--base small|smollm2-135m]
 
-Ends with ONE JSON line: {"padding_naive", "padding_bucketed", "nonpad_tokens_per_s_ratio", ...}
+Ends with ONE JSON line: {"padding_naive", "padding_bucketed", "nonpad_tokens_per_s_ratio", ...,
+"bucketed_plain_ratio"}
 (``--compare experts``: {"nonpad_tokens_per_s_fused", "nonpad_tokens_per_s_shared", "shared_fused_ratio", ...}).
 """
 
@@ -59,7 +66,7 @@ def _data(folder: Path, scratch: Path) -> list[str]:
     return [str(path)]
 
 
-def _model(base: str, scratch: Path, seed: int, compiled: bool = True):
+def _model(base: str, scratch: Path, seed: int, compiled: bool = True, checkpointing: bool = False):
     from neko.model.config import LoraSettings, ModelConfig
     from neko.model.io import build_model
     from neko.model.shared_training import compile_trainable_experts
@@ -85,6 +92,8 @@ def _model(base: str, scratch: Path, seed: int, compiled: bool = True):
         base = str(folder)
     cfg = ModelConfig(base=base, num_experts=4, top_k=2, routing="neko", lora=LoraSettings(r=16, alpha=32))
     model, tokenizer = build_model(cfg)
+    if checkpointing:
+        model.gradient_checkpointing_enable()
     if compiled:
         compile_trainable_experts(model)
     return (model, tokenizer), cfg
@@ -93,10 +102,15 @@ def _model(base: str, scratch: Path, seed: int, compiled: bool = True):
 class Variant:
     """One side of the comparison: a sampler's batches trained on a model, timed step by step."""
 
-    def __init__(self, name: str, sampler, model, tokenizer, cfg, max_len: int) -> None:
+    def __init__(
+        self, name: str, sampler, model, tokenizer, cfg, max_len: int, full_logits: bool = False
+    ) -> None:
         import torch
 
         self.name, self.model, self.tokenizer, self.cfg, self.max_len = name, model, tokenizer, cfg, max_len
+        # The loss: ``neko train``'s (logits of the target positions only) or, with ``full_logits``, the
+        # model's own ``labels=`` loss over every position's logits (what a plain transformers loop computes).
+        self.full_logits = full_logits
         self.batches = iter(sampler)
         self.optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
         # (non-padding tokens, padded tokens, wall seconds, CPU seconds of this process)
@@ -106,15 +120,19 @@ class Variant:
         """Collate the next batch and run one timed training step (forward, backward, AdamW)."""
         from neko.model.routing import task_routing
         from neko.train.batching import collate
+        from neko.train.loss import target_lm_loss
 
         self.model.train()
         started, cpu = time.perf_counter(), time.process_time()
         batch = collate(next(self.batches), self.tokenizer, self.max_len, self.cfg)
         with task_routing(self.model, batch.expert_ids, self.cfg.routing) as routing:
-            out = self.model(
-                input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=batch.labels
-            )
-            loss = out.loss + self.cfg.router_loss_weight * routing.router_loss(batch.attention_mask)
+            if self.full_logits:
+                loss = self.model(
+                    input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=batch.labels
+                ).loss
+            else:
+                loss = target_lm_loss(self.model, batch.input_ids, batch.attention_mask, batch.labels)
+            loss = loss + self.cfg.router_loss_weight * routing.router_loss(batch.attention_mask)
         loss.backward()
         self.optimizer.step()
         self.optimizer.zero_grad()
@@ -137,22 +155,24 @@ class Variant:
         }
 
 
-def alternate(a: Variant, b: Variant, pairs: int, clock: str) -> list[float]:
-    """One warm-up pair, then ``pairs`` timed pairs a, b; returns each timed pair's tokens/s ratio b / a."""
-    ratios = []
+def alternate(variants: list[Variant], pairs: int, clock: str) -> list[list[float]]:
+    """One untimed warm-up round, then ``pairs`` timed rounds, each stepping every variant once in turn;
+    returns, per timed round, each later variant's tokens/s over the first variant's."""
+    rounds = []
     col = 3 if clock == "cpu" else 2
     for pair in range(pairs + 1):
-        a.step()
-        b.step()
-        ra, rb = (v.steps[-1][0] / v.steps[-1][col] for v in (a, b))
-        print(f"pair {pair}: {a.name} {ra:7.1f} tokens/s, {b.name} {rb:7.1f} tokens/s ({clock})", flush=True)
+        for v in variants:
+            v.step()
+        rates = [v.steps[-1][0] / v.steps[-1][col] for v in variants]
+        shown = ", ".join(f"{v.name} {r:7.1f}" for v, r in zip(variants, rates, strict=True))
+        print(f"pair {pair}: {shown} tokens/s ({clock})", flush=True)
         if pair:
-            ratios.append(rb / ra)
-    return ratios
+            rounds.append([r / rates[0] for r in rates[1:]])
+    return rounds
 
 
 def main() -> None:
-    """Parse flags, alternate the two variants' steps, print the summary line."""
+    """Parse flags, alternate the variants' steps, print the summary line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=20, help="timed step pairs after one warm-up pair")
     parser.add_argument("--max-tokens", type=int, default=2048)
@@ -164,6 +184,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", 1)))
     parser.add_argument(
         "--no-compile", dest="compile", action="store_false", help="shared experts eager (default: compiled)"
+    )
+    parser.add_argument(
+        "--gradient-checkpointing",
+        action="store_true",
+        help="recompute activations in backward, as the large recipes do (memory for budgets above ~2048 here)",
     )
     parser.add_argument(
         "--clock",
@@ -200,22 +225,32 @@ def main() -> None:
             f"naive batch size {naive_batch}; {args.pairs} timed pairs; {torch.get_num_threads()} threads"
         )
         torch.manual_seed(0)
-        (model, tokenizer), cfg = _model(args.base, scratch / "model", seed=0, compiled=args.compile)
+        (model, tokenizer), cfg = _model(
+            args.base,
+            scratch / "model",
+            seed=0,
+            compiled=args.compile,
+            checkpointing=args.gradient_checkpointing,
+        )
         if args.compare == "sampler":
             naive = NaiveSampler(build_mixture(sources, tc.alpha, tc.seed), naive_batch)
             a = Variant("naive", naive, model, tokenizer, cfg, args.max_len)
             b = Variant("bucketed", build_sampler(tc, tokenizer), model, tokenizer, cfg, args.max_len)
+            # The same naive batches (a second sampler, same seed) under the full-logits loss.
+            plain = NaiveSampler(build_mixture(sources, tc.alpha, tc.seed), naive_batch)
+            variants = [a, b, Variant("plain", plain, model, tokenizer, cfg, args.max_len, full_logits=True)]
         else:
             torch.manual_seed(0)
             (fused, _), _ = _model(args.base, scratch / "fused", seed=0, compiled=False)
             unshare_trainable_experts(fused)
             a = Variant("fused", build_sampler(tc, tokenizer), fused, tokenizer, cfg, args.max_len)
             b = Variant("shared", build_sampler(tc, tokenizer), model, tokenizer, cfg, args.max_len)
-        ratios = alternate(a, b, args.pairs, args.clock)
-    rows = [a.row(args.clock), b.row(args.clock)]
+            variants = [a, b]
+        rounds = alternate(variants, args.pairs, args.clock)
+    rows = [v.row(args.clock) for v in variants]
     for row in rows:
         print(json.dumps(row))
-    ratio = round(statistics.median(ratios), 2)
+    ratio = round(statistics.median(r[0] for r in rounds), 2)
     if args.compare == "experts":
         summary = {
             "nonpad_tokens_per_s_fused": rows[0]["nonpad_tokens_per_s"],
@@ -231,6 +266,9 @@ def main() -> None:
             "nonpad_tokens_per_s_naive": rows[0]["nonpad_tokens_per_s"],
             "nonpad_tokens_per_s_bucketed": rows[1]["nonpad_tokens_per_s"],
             "naive_batch_size": naive_batch,
+            # bucketed (neko train's step) against naive batches under the full-logits loss: both savings
+            "nonpad_tokens_per_s_plain": rows[2]["nonpad_tokens_per_s"],
+            "bucketed_plain_ratio": round(statistics.median(r[0] / r[1] for r in rounds), 2),
         }
     summary.update(
         max_tokens=args.max_tokens, base=args.base, pairs=args.pairs, threads=args.threads, clock=args.clock
