@@ -67,7 +67,7 @@ def test_prepare_all_prints_table(fixtures, tmp_path, capsys):
 
 BAD_JSON = {
     "truncated.json": (b'[{"input": ["a"], "output": "a"},\n  {"input": ["b"', ":2: invalid JSON"),
-    "schema.json": (b'[{"input": ["a"], "output": "a"}, {"text": "b"}]', "(record 2): unknown key"),
+    "schema.json": (b'[{"input": ["a"], "output": "a"}, {"text": "b"}]', "(record 2): missing key"),
     "empty.json": (b'[{"input": [], "output": "a"}]', "(record 1): record has no hypotheses"),
     "latin1.json": (b'[{"input": ["caf\xe9"], "output": "a"}]', ":1: not valid UTF-8"),
 }

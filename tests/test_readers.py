@@ -16,7 +16,7 @@ from data_prep.jfleg import read_jfleg
 from data_prep.overproof import read_overproof
 from data_prep.prepare_all import prepare_all
 from data_prep.wmt import available_pairs, duplicate_of, read_wmt
-from neko.errors import InputError
+from neko.errors import InputError, InputWarning
 from neko.records import Record, read_records
 
 
@@ -97,6 +97,24 @@ def test_hyporadise_bad_input(tmp_path, content, where, unit, fragment):
         list(read_hyporadise(path))
     assert info.value.where == where and info.value.unit == unit
     assert fragment in info.value.message and str(path) in str(info.value)
+
+
+def test_hyporadise_extra_keys_are_ignored_with_one_warning(tmp_path):
+    # Another release's fields (here "utt_id", "wer") must not stop a benchmark run: every item is read.
+    path = tmp_path / "test_other.json"
+    items = [
+        {"input": ["a b", "a c"], "output": "a b", "utt_id": "u1"},
+        {"input": ["c"], "output": "c"},
+        {"input": ["d"], "output": "d", "utt_id": "u3", "wer": 0.0},
+    ]
+    path.write_text(json.dumps(items))
+    with pytest.warns(InputWarning) as caught:
+        records = list(read_hyporadise(path))
+    assert [r.hypotheses for r in records] == [["a b", "a c"], ["c"], ["d"]]
+    assert len(caught) == 1
+    message = str(caught[0].message)
+    assert str(path) in message and "'utt_id' (first in record 1)" in message
+    assert "'wer' (first in record 3)" in message
 
 
 # ---------------------------------------------------------------- WMT

@@ -9,7 +9,9 @@ Each file is one JSON array. Four object schemas occur and are all read:
 - ``{input[5], output, score[5]}`` (wsj_score).
 
 ``input`` becomes the hypotheses exactly as given (order and duplicates kept), ``am_score``/``score`` the
-scores, ``output`` the single reference. Records without an ``id`` get ``<dataset>-<index>``, the same ids
+scores, ``output`` the single reference. Keys of none of these schemas (another release's extra fields) are
+ignored with one warning per file naming them and their first record; an item without ``input`` or
+``output`` is an error. Records without an ``id`` get ``<dataset>-<index>``, the same ids
 whichever command reads the file (``neko correct``, ``neko eval``, ``neko prepare``).
 """
 
@@ -17,12 +19,13 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from neko.errors import InputError, unknown_keys
+from neko.errors import InputError, InputWarning, unknown_keys
 from neko.fileio import atomic_output
 from neko.readers.base import decode_utf8, read_bytes
 from neko.records import Record
@@ -65,12 +68,11 @@ def _check(obj: Any) -> str | None:
     """Why ``obj`` is not a HyPoradise item, or None when it is one."""
     if not isinstance(obj, dict):
         return f"expected a JSON object, got {type(obj).__name__}"
-    unknown = unknown_keys(obj, KNOWN_KEYS)
-    if unknown:
-        return f"unknown key(s) {unknown}; HyPoradise items are one of {', '.join(SCHEMAS)}"
     if "input" not in obj or "output" not in obj:
         missing = [k for k in ("input", "output") if k not in obj]
-        return f"missing key(s) {missing}; HyPoradise items are one of {', '.join(SCHEMAS)}"
+        unknown = unknown_keys(obj, KNOWN_KEYS)
+        also = f", unknown key(s) {unknown}" if unknown else ""
+        return f"missing key(s) {missing}{also}; HyPoradise items are one of {', '.join(SCHEMAS)}"
     hyps = obj["input"]
     if not isinstance(hyps, list) or not all(isinstance(h, str) for h in hyps):
         return "'input' must be a list of strings (the n-best list)"
@@ -104,10 +106,13 @@ def parse_hyporadise(
     """
     dataset = dataset or dataset_name(name)
     counts = counts if counts is not None else Counter()
+    extra: dict[str, int] = {}  # key outside the schemas -> the first record that has it
     for index, obj in enumerate(_load_array(name, data), start=1):
         problem = _check(obj)
         if problem:
             raise InputError(name, index, problem, unit="record")
+        for key in unknown_keys(obj, KNOWN_KEYS):
+            extra.setdefault(key, index)
         scores = obj.get("am_score", obj.get("score"))
         counts["with_scores" if scores is not None else "without_scores"] += 1
         yield Record(
@@ -118,6 +123,14 @@ def parse_hyporadise(
             scores=[float(s) for s in scores] if scores is not None else None,
             references=[obj["output"]],
             meta={"file": Path(name).name, "index": index},
+        )
+    if extra:
+        warnings.warn(
+            InputWarning(
+                f"{name}: ignored key(s) outside the HyPoradise schemas: "
+                + ", ".join(f"{key!r} (first in record {first})" for key, first in extra.items())
+            ),
+            stacklevel=2,
         )
 
 
