@@ -174,7 +174,12 @@ def alternate(variants: list[Variant], pairs: int, clock: str) -> list[list[floa
 def main() -> None:
     """Parse flags, alternate the variants' steps, print the summary line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pairs", type=int, default=20, help="timed step pairs after one warm-up pair")
+    parser.add_argument(
+        "--pairs",
+        type=int,
+        default=20,
+        help="timed rounds (one step of each variant) after one warm-up round",
+    )
     parser.add_argument("--max-tokens", type=int, default=2048)
     parser.add_argument("--max-len", type=int, default=256)
     parser.add_argument("--quadratic-length", type=int, default=2048)

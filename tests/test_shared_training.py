@@ -79,7 +79,8 @@ def test_outputs_and_gradients_match_fused_experts(
     for name, grad in grads_f.items():
         scale = max(grad.abs().max().item(), 1e-3)
         torch.testing.assert_close(grads_s[name] / scale, grad / scale, atol=1e-4, rtol=0, msg=name)
-    assert not shared_training._COMPILE_FAILED  # compiled all along, not fallen back to eager
+    if checkpointing:  # the recomputation's early stop was not taken for a failed compilation
+        assert not any("StopRecomputation" in f for f in shared_training._COMPILE_FAILED)
 
 
 def test_failed_compilation_warns_and_runs_the_experts_eagerly(monkeypatch) -> None:
