@@ -51,11 +51,12 @@ results/.limit: FORCE
 # with the models that `make ablations` trains; the baselines with neither.
 MODEL_ROWS := $(shell grep -L '^model: ~' $$(grep -l '^method: neko' $(EXPERIMENTS)))
 $(patsubst configs/experiments/%.yaml,results/%.json,$(MODEL_ROWS)): $(DEFAULT_MODEL)
-# An ablation model that is not there is trained first (configs/ablation/NAME.yaml, resumed where a killed run
-# left checkpoints), so `make tables` needs nothing done by hand.
+# An ablation model that is not there, or older than its recipe, is trained (configs/ablation/NAME.yaml, resumed
+# where a killed run left checkpoints), so `make tables` needs nothing done by hand. `--resume` refuses a recipe
+# changed in what it learns (say, max_steps): move the old run aside to train it again.
 ABLATION_RUNS := $(HOME)/.cache/neko/runs/ablation
 $(ABLATION_RUNS)-%/final/neko_config.json: configs/ablation/%.yaml
-	neko train $< $(if $(wildcard $(ABLATION_RUNS)-$*/checkpoints/*),--resume)
+	neko train $< --resume
 results/ablation/single_task.json: $(ABLATION_RUNS)-single-task-asr/final/neko_config.json
 results/ablation/dense.json results/hyporadise/dense.json: $(ABLATION_RUNS)-dense/final/neko_config.json
 results/ablation/learned.json: $(ABLATION_RUNS)-learned/final/neko_config.json
@@ -94,8 +95,8 @@ adapt-atis: $(ADAPT)/atis15.test_atis.jsonl $(ADAPT)/atis30.test_atis.jsonl  ## 
 
 .PHONY: train-tiny bench-train test-ddp
 ABLATIONS := single-task-asr dense learned neko
-ablations:  ## train the four routing-ablation models of table 5 (configs/ablation/, same data and budget)
-	for a in $(ABLATIONS); do neko train configs/ablation/$$a.yaml || exit 1; done
+# Each model is the rule above: trained when missing or older than its recipe, resumed from its checkpoints.
+ablations: $(patsubst %,$(ABLATION_RUNS)-%/final/neko_config.json,$(ABLATIONS))  ## train the four routing-ablation models of table 5 (configs/ablation/, same data and budget; resumable)
 
 RUN ?= $(HOME)/.cache/neko/runs/neko-tiny
 default-model:  ## ship the trained parts of $(RUN)/final (LoRA + routers, float16) as neko/default_model

@@ -133,8 +133,35 @@ def test_bad_recipe_is_one_line(setup, tmp_path, capsys) -> None:
     assert main(["train", str(recipe), "--set", "train.learning_rate=1"]) == 2
     err = capsys.readouterr().err
     assert "unknown config key train.learning_rate" in err and err.count("\n") == 1
-    assert main(["train", str(tmp_path / "bad.yaml"), "--resume"]) == 2
-    assert "no checkpoint" in capsys.readouterr().err
+
+
+def test_resume_starts_fresh_without_checkpoints_and_refuses_mixing_runs(setup, tmp_path, capsys) -> None:
+    from neko.train.config import load_config
+    from neko.train.trainer import train
+
+    # Every run of a series may say --resume: the first starts at step 0.
+    first = tmp_path / "first"
+    recipe = write_recipe(tmp_path / "first.yaml", setup["base"], setup["data"], first, max_steps=1)
+    assert main(["train", str(recipe), "--resume"]) == 0
+    assert "no checkpoint under" in capsys.readouterr().err
+    assert sorted(_losses(first)) == [1]
+
+    run = tmp_path / "run"
+    recipe = write_recipe(tmp_path / "r.yaml", setup["base"], setup["data"], run, max_steps=2, save_every=1)
+    assert train(load_config(recipe), stop_after=1).name == "step-000001"
+    # A fresh run over checkpoints would leave them for the next --resume to pick up: refused.
+    assert main(["train", str(recipe)]) == 2
+    err = capsys.readouterr().err
+    assert "holds the checkpoints of an earlier run (latest step-000001)" in err and "--resume" in err
+    # Resuming under a recipe that learns something else is refused, naming what changed ...
+    assert (
+        main(["train", str(recipe), "--resume", "--set", "train.lr=0.1", "--set", "train.max_steps=3"]) == 2
+    )
+    err = capsys.readouterr().err
+    assert "train.lr: 0.005 -> 0.1" in err and "train.max_steps: 2 -> 3" in err and err.count("\n") == 1
+    # ... while what only says how fast it runs may change.
+    assert main(["train", str(recipe), "--resume", "--set", "train.threads=2"]) == 0
+    assert sorted(_losses(run)) == [1, 2] and (run / "final" / "adapter_model.safetensors").is_file()
 
 
 @pytest.mark.slow  # a subprocess start and a resume: minutes on the shared 2-core machine

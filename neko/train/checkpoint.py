@@ -17,11 +17,31 @@ import random
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from neko.errors import ConfigError
 from neko.fileio import replace_folder
-from neko.train.config import RunConfig, save_config
+from neko.train.config import RunConfig, config_to_dict, save_config
 
 PREFIX = "step-"
+
+# Recipe keys a resumed run may change: where and how fast it runs and what it logs, not what it learns.
+RESUMABLE_CHANGES = frozenset(
+    {
+        "output_dir",
+        "gradient_checkpointing",
+        "compile_experts",
+        "init_from",
+        "train.threads",
+        "train.eval_every",
+        "train.save_every",
+        "train.log_every",
+        "train.dev",
+        "train.dev_size",
+        "train.dev_loss_size",
+        "train.max_new_tokens",
+    }
+)
 
 
 def checkpoint_dir(output_dir: str | Path, step: int) -> Path:
@@ -34,6 +54,42 @@ def latest_checkpoint(output_dir: str | Path) -> Path | None:
     root = Path(output_dir) / "checkpoints"
     found = sorted(p for p in root.glob(f"{PREFIX}*") if (p / "state.pt").is_file()) if root.is_dir() else []
     return found[-1] if found else None
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"train": {"lr": 1}}`` -> ``{"train.lr": 1}`` (lists stay whole)."""
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def recipe_changes(checkpoint: Path, config: RunConfig) -> list[str]:
+    """How ``config`` differs from the recipe that wrote ``checkpoint`` (``key: old -> new``), leaving out
+    ``RESUMABLE_CHANGES``; empty when the checkpoint does not record its recipe.
+
+    Under ``train.budget_minutes`` the saved ``max_steps`` is the count fitted to the budget, which the
+    checkpoint's state restores, so it is not compared; nor is ``model.base_sha256`` while the recipe leaves
+    it to be filled in when the base loads.
+    """
+    path = checkpoint / "config.yaml"
+    if not path.is_file():
+        return []
+    saved = _flatten(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+    now = _flatten(config_to_dict(config))
+    skip = set(RESUMABLE_CHANGES)
+    if config.train.budget_minutes is not None:
+        skip.add("train.max_steps")
+    if config.model.base_sha256 is None:
+        skip.add("model.base_sha256")
+    return [
+        f"{key}: {saved.get(key)!r} -> {now.get(key)!r}"
+        for key in sorted(set(saved) | set(now))
+        if key not in skip and saved.get(key) != now.get(key)
+    ]
 
 
 def rng_states() -> dict[str, Any]:

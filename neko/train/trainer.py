@@ -15,6 +15,7 @@ the same losses as an uninterrupted one. SIGINT / SIGTERM finish the current ste
 from __future__ import annotations
 
 import json
+import os
 import signal
 import statistics
 import sys
@@ -25,8 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from neko.allocator import release_freed_memory
+from neko.errors import ConfigError
 from neko.train.batching import build_sampler, collate, rank_batches
-from neko.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from neko.train.checkpoint import latest_checkpoint, load_checkpoint, recipe_changes, save_checkpoint
 from neko.train.config import RunConfig, config_to_dict, save_config
 from neko.train.loss import target_lm_loss
 
@@ -242,8 +244,6 @@ class _Run:
         """Continue from the latest checkpoint: state, counters, a fitted schedule, the metrics log cut back."""
         found = latest_checkpoint(self.out)
         if found is None:
-            from neko.errors import ConfigError
-
             raise ConfigError(f"--resume: no checkpoint under {self.out / 'checkpoints'}")
         state = load_checkpoint(
             found, self.accelerator, self.model, self.optimizer, self.scheduler, self.sampler
@@ -475,6 +475,30 @@ class _Run:
         return final
 
 
+def _check_output_dir(config: RunConfig, resume: bool) -> bool:
+    """Whether the run resumes: ``resume`` and a checkpoint to resume from. Raises ConfigError where the
+    folder's checkpoints belong to another recipe, or to an earlier run that a fresh one would mix with."""
+    out = Path(config.output_dir)
+    found = latest_checkpoint(out)
+    if found is None:
+        if resume and os.environ.get("RANK", "0") == "0":
+            print(f"--resume: no checkpoint under {out / 'checkpoints'}: starting at step 0", file=sys.stderr)
+        return False
+    if not resume:
+        raise ConfigError(
+            f"{out} holds the checkpoints of an earlier run (latest {found.name}): add --resume to continue "
+            f"it, or delete {out / 'checkpoints'} (or set another output_dir) to start over"
+        )
+    changes = recipe_changes(found, config)
+    if changes:
+        raise ConfigError(
+            f"--resume: {found} was written by another recipe ({'; '.join(changes)}): resume it with that "
+            f"recipe, or start a new run in another output_dir (init_from: {out / 'final'} starts from its "
+            "trained weights)"
+        )
+    return True
+
+
 def train(
     config: RunConfig,
     resume: bool = False,
@@ -483,13 +507,18 @@ def train(
 ) -> Path:
     """Train per ``config``; returns the folder of the final corrector (``<output_dir>/final``).
 
-    ``resume`` continues from the latest checkpoint in ``output_dir``. ``stop_after`` behaves like a
-    SIGINT after that many optimiser steps (save, then return the checkpoint folder): how the tests kill a run.
-    ``max_minutes`` bounds this call's wall time: once it has run that long it saves and returns the
-    checkpoint folder, and a later ``resume`` continues (a long CPU run as a series of resumed runs; the
-    schedule is the recipe's, unlike ``train.budget_minutes``, which fits the schedule to a total budget).
+    ``resume`` continues from the latest checkpoint in ``output_dir`` (a fresh run when there is none, so
+    that every run of a series may say it; an error when the recipe differs from the checkpoint's in what
+    the model learns). Without it, a folder that holds checkpoints is an error: a fresh run there would
+    leave an earlier run's later checkpoints for the next ``resume`` to pick up. ``stop_after`` behaves
+    like a SIGINT after that many optimiser steps (save, then return the checkpoint folder): how the tests
+    kill a run. ``max_minutes`` bounds this call's wall time: once it has run that long it saves and
+    returns the checkpoint folder, and a later ``resume`` continues (a long CPU run as a series of resumed
+    runs; the schedule is the recipe's, unlike ``train.budget_minutes``, which fits the schedule to a total
+    budget).
     """
     invoked = time.perf_counter()
+    resume = _check_output_dir(config, resume)
     run = _Run(config, resume)
     if resume:
         run.resume()
