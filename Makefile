@@ -60,7 +60,7 @@ $(ABLATION_RUNS)-%/final/neko_config.json: configs/ablation/%.yaml
 results/ablation/single_task.json: $(ABLATION_RUNS)-single-task-asr/final/neko_config.json
 results/ablation/dense.json results/hyporadise/dense.json: $(ABLATION_RUNS)-dense/final/neko_config.json
 results/ablation/learned.json: $(ABLATION_RUNS)-learned/final/neko_config.json
-results/ablation/neko.json: $(ABLATION_RUNS)-neko/final/neko_config.json
+results/ablation/neko.json results/ablation/neko_task_expert.json: $(ABLATION_RUNS)-neko/final/neko_config.json
 .PRECIOUS: $(ABLATION_RUNS)-%/final/neko_config.json
 
 results/%.json: configs/experiments/%.yaml results/.limit

@@ -144,3 +144,28 @@ def test_rows_of_different_subset_sizes_say_their_size():
     mixed = render_table("hyporadise", [row("1-best", 200), row("select", 50)])
     assert "| 1-best [LIMIT=200] |" in mixed and "| select [LIMIT=50] |" in mixed
     assert "Subset: LIMIT=200, 50 per row" in mixed
+
+
+def test_route_task_row_forces_the_task_expert_in_the_corrector(monkeypatch):
+    from neko.experiments import methods
+    from neko.infer.config import InferConfig
+    from neko.infer.corrector import Corrector
+
+    loaded = []
+
+    def load(name, mode="auto"):  # loading itself is tested with real checkpoints elsewhere
+        loaded.append((name, mode))
+        corrector = Corrector.__new__(Corrector)
+        corrector.config = InferConfig(mode=mode)
+        return corrector
+
+    monkeypatch.setattr(Corrector, "from_pretrained", staticmethod(load))
+    methods._corrector.cache_clear()
+    try:
+        assert methods._corrector("/m", "auto", True).config.route_task is True
+        assert (
+            methods._corrector("/m", "auto").config.route_task is False
+        )  # every other row: the router picks
+    finally:
+        methods._corrector.cache_clear()
+    assert loaded == [("/m", "auto"), ("/m", "auto")]

@@ -27,6 +27,8 @@ class ExperimentConfig:
         model: for model methods: ``default`` (the bundled corrector), a checkpoint folder, or a packaged
             base model name (``lm_rerank``).
         mode: corrector mode for ``neko`` rows: ``generate``, ``select`` or ``auto``.
+        route_task: for ``neko`` rows: force each record's task expert (``InferConfig.route_task``) instead of
+            letting the router choose, as the NeKo paper does at inference and every other row does.
         batch_size: corrector batch size.
         quoted: for ``quoted`` rows: dataset -> figure as printed in the source (percent for WER).
         source: for ``quoted`` rows: the paper and table the figures come from.
@@ -43,6 +45,7 @@ class ExperimentConfig:
     normalizer: str | None = None
     model: str | None = None
     mode: Mode | None = None
+    route_task: bool = False
     batch_size: int = 16
     quoted: dict[str, float] = field(default_factory=dict)
     source: str | None = None

@@ -6,6 +6,7 @@ reranking) once per experiment and run it on every dataset of the row.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Sequence
 from functools import lru_cache
@@ -37,16 +38,18 @@ def best_system(records: Sequence[Record], config: ExperimentConfig) -> tuple[li
 
 
 @lru_cache(maxsize=2)
-def _corrector(model: str | None, mode: str | None):
+def _corrector(model: str | None, mode: str | None, route_task: bool = False):
     from neko.infer.corrector import Corrector
 
     name = None if model in (None, "default") else os.path.expanduser(model)
-    return Corrector.from_pretrained(name, mode=mode or "auto")
+    corrector = Corrector.from_pretrained(name, mode=mode or "auto")
+    corrector.config = dataclasses.replace(corrector.config, route_task=route_task)
+    return corrector
 
 
 def neko_corrector(records: Sequence[Record], config: ExperimentConfig) -> tuple[list[str], dict[str, Any]]:
-    """The trained corrector (``model``: ``default`` or a checkpoint) in the row's ``mode``."""
-    corrector = _corrector(config.model, config.mode)
+    """The trained corrector (``model``: ``default`` or a checkpoint) in the row's ``mode`` (and routing)."""
+    corrector = _corrector(config.model, config.mode, config.route_task)
     out = corrector.correct_many(records, batch_size=config.batch_size)
     return [c.text for c in out], {"fallbacks": sum(c.fallback for c in out)}
 
