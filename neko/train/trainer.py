@@ -15,7 +15,6 @@ the same losses as an uninterrupted one. SIGINT / SIGTERM finish the current ste
 from __future__ import annotations
 
 import json
-import os
 import signal
 import statistics
 import sys
@@ -240,11 +239,8 @@ class _Run:
             self.out.mkdir(parents=True, exist_ok=True)
             self.metrics_path.unlink(missing_ok=True)
 
-    def resume(self) -> None:
-        """Continue from the latest checkpoint: state, counters, a fitted schedule, the metrics log cut back."""
-        found = latest_checkpoint(self.out)
-        if found is None:
-            raise ConfigError(f"--resume: no checkpoint under {self.out / 'checkpoints'}")
+    def resume(self, found: Path) -> None:
+        """Continue from checkpoint ``found``: state, counters, a fitted schedule, the metrics log cut back."""
         state = load_checkpoint(
             found, self.accelerator, self.model, self.optimizer, self.scheduler, self.sampler
         )
@@ -475,15 +471,14 @@ class _Run:
         return final
 
 
-def _check_output_dir(config: RunConfig, resume: bool) -> bool:
-    """Whether the run resumes: ``resume`` and a checkpoint to resume from. Raises ConfigError where the
-    folder's checkpoints belong to another recipe, or to an earlier run that a fresh one would mix with."""
+def _checkpoint_to_resume(config: RunConfig, resume: bool) -> Path | None:
+    """The checkpoint the run continues from (with ``resume``, the latest in ``output_dir``), None for a fresh
+    run. Raises ConfigError where the folder's checkpoints belong to another recipe, or to an earlier run
+    that a fresh one would mix with."""
     out = Path(config.output_dir)
     found = latest_checkpoint(out)
     if found is None:
-        if resume and os.environ.get("RANK", "0") == "0":
-            print(f"--resume: no checkpoint under {out / 'checkpoints'}: starting at step 0", file=sys.stderr)
-        return False
+        return None
     if not resume:
         raise ConfigError(
             f"{out} holds the checkpoints of an earlier run (latest {found.name}): add --resume to continue "
@@ -496,7 +491,7 @@ def _check_output_dir(config: RunConfig, resume: bool) -> bool:
             f"recipe, or start a new run in another output_dir (init_from: {out / 'final'} starts from its "
             "trained weights)"
         )
-    return True
+    return found
 
 
 def train(
@@ -518,11 +513,16 @@ def train(
     budget).
     """
     invoked = time.perf_counter()
-    resume = _check_output_dir(config, resume)
-    run = _Run(config, resume)
-    if resume:
-        run.resume()
+    found = _checkpoint_to_resume(config, resume)
+    run = _Run(config, found is not None)
+    if found is not None:
+        run.resume(found)
     else:
+        if resume and run.accelerator.is_main_process:
+            print(
+                f"--resume: no checkpoint under {run.out / 'checkpoints'}: starting at step 0",
+                file=sys.stderr,
+            )
         run.start()
     run.setup_data()
     stopped = run.loop(invoked, stop_after, max_minutes)
